@@ -1,0 +1,27 @@
+//! The sans-IO codec: pure functions from bytes to objects and back.
+//!
+//! Nothing here touches a socket. A frame is a 16-byte [`FrameHeader`] followed by
+//! one encoded object (its payload), possibly compressed. [`decode_view`] reads a
+//! payload into a [`crate::RayView`] that borrows it; [`encode_frame`] writes one.
+
+mod compress;
+mod decode;
+mod encode;
+mod error;
+mod header;
+
+pub use compress::{
+    CORE_COMPRESS_THRESHOLD, core_compress, core_decompress, lz4_compress, lz4_decompress,
+};
+pub use decode::{
+    Limits, decode, decode_frame, decode_frame_owned, decode_view, frame_payload, inflate,
+    wire_attrs,
+};
+pub use encode::{
+    Compression, Encode, Sink, SliceSink, encode_frame, encode_frame_compressed, encode_into,
+    encode_to_slice, validate,
+};
+pub use error::{DecodeError, EncodeError};
+pub use header::{
+    FLAG_COMPRESSED, FLAG_LZ4, FrameHeader, HEADER_LEN, MsgType, PREFIX, RawHeader, WIRE_VERSION,
+};
