@@ -23,6 +23,9 @@ mod obj;
 pub mod types;
 mod view;
 
+#[cfg(feature = "chrono")]
+mod chrono_conv;
+
 pub use obj::{
     Atom, Builtin, ConversionError, Dict, Element, ErrorCode, Lambda, List, PrimitiveElement,
     RayObj, RayVector, Scalar, Symbol, TABLE_NAMES_ATTRS, Table, Vector,

@@ -211,36 +211,10 @@ impl<'a> Reader<'a> {
         Ok(ListView { attrs, items })
     }
 
-    fn object(&mut self) -> Result<RayView<'a>, DecodeError> {
-        if self.depth >= self.max_depth {
-            return Err(DecodeError::TooDeep(self.max_depth));
-        }
-        self.depth += 1;
-        let r = self.object_inner();
-        self.depth -= 1;
-        r
-    }
-
-    fn object_inner(&mut self) -> Result<RayView<'a>, DecodeError> {
-        let at = self.pos;
-        let code = self.u8()? as i8;
-        let ty = TypeCode::from_code(code.unsigned_abs())
-            .ok_or(DecodeError::UnknownType { code, offset: at })?;
-        if code < 0 {
-            return match ty {
-                t if t.fixed_width().is_some() || matches!(t, TypeCode::Symbol | TypeCode::Str) => {
-                    Ok(RayView::Atom(self.atom(t)?))
-                }
-                _ => Err(DecodeError::UnknownType { code, offset: at }),
-            };
-        }
-        Ok(match ty {
-            TypeCode::Null => RayView::Null,
-            TypeCode::List => RayView::List(self.list()?),
-            t if t.fixed_width().is_some() || matches!(t, TypeCode::Symbol | TypeCode::Str) => {
-                RayView::Vector(self.vector(t)?)
-            }
-            TypeCode::Table => {
+    // Kept out of line so the recursion through lists stays shallow on the stack.
+    #[inline(never)]
+    fn table(&mut self, at: usize) -> Result<RayView<'a>, DecodeError> {
+        Ok({
                 let attrs = self.u8()?;
                 let names_at = self.pos;
                 let names = match self.object()? {
@@ -291,8 +265,14 @@ impl<'a> Reader<'a> {
                     columns_attrs: cols.attrs,
                     columns: cols.items,
                 })
-            }
-            TypeCode::Dict => {
+            
+        })
+    }
+
+    // Kept out of line so the recursion through lists stays shallow on the stack.
+    #[inline(never)]
+    fn dict(&mut self, at: usize) -> Result<RayView<'a>, DecodeError> {
+        Ok({
                 let attrs = self.u8()?;
                 let keys = self.object()?;
                 let values = self.object()?;
@@ -304,8 +284,14 @@ impl<'a> Reader<'a> {
                     });
                 }
                 RayView::Dict(Box::new(DictView { attrs, keys, values }))
-            }
-            TypeCode::Lambda => {
+            
+        })
+    }
+
+    // Kept out of line so the recursion through lists stays shallow on the stack.
+    #[inline(never)]
+    fn lambda(&mut self) -> Result<RayView<'a>, DecodeError> {
+        Ok({
                 let attrs = self.u8()?;
                 let params = self.object()?.to_owned();
                 let body = self.object()?.to_owned();
@@ -320,7 +306,42 @@ impl<'a> Reader<'a> {
                     body,
                     closure,
                 }))
+            
+        })
+    }
+
+    fn object(&mut self) -> Result<RayView<'a>, DecodeError> {
+        if self.depth >= self.max_depth {
+            return Err(DecodeError::TooDeep(self.max_depth));
+        }
+        self.depth += 1;
+        let r = self.object_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn object_inner(&mut self) -> Result<RayView<'a>, DecodeError> {
+        let at = self.pos;
+        let code = self.u8()? as i8;
+        let ty = TypeCode::from_code(code.unsigned_abs())
+            .ok_or(DecodeError::UnknownType { code, offset: at })?;
+        if code < 0 {
+            return match ty {
+                t if t.fixed_width().is_some() || matches!(t, TypeCode::Symbol | TypeCode::Str) => {
+                    Ok(RayView::Atom(self.atom(t)?))
+                }
+                _ => Err(DecodeError::UnknownType { code, offset: at }),
+            };
+        }
+        Ok(match ty {
+            TypeCode::Null => RayView::Null,
+            TypeCode::List => RayView::List(self.list()?),
+            t if t.fixed_width().is_some() || matches!(t, TypeCode::Symbol | TypeCode::Str) => {
+                RayView::Vector(self.vector(t)?)
             }
+            TypeCode::Table => self.table(at)?,
+            TypeCode::Dict => self.dict(at)?,
+            TypeCode::Lambda => self.lambda()?,
             TypeCode::Unary | TypeCode::Binary | TypeCode::Vary => RayView::Builtin {
                 kind: ty,
                 name: self.cstr()?,
