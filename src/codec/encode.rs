@@ -1,13 +1,15 @@
 //! Encoding: objects to wire bytes, written into the caller's buffer.
 //!
 //! Sizes are computed first ([`Encode::encoded_len`]) so the buffer grows once; a
-//! fixed-width vector is then a single `memcpy` of its elements.
+//! fixed-width vector is then a single `memcpy` of its elements. Attribute bytes
+//! are written as the object holds them, so a decoded object re-encodes to the
+//! very bytes it came from (the core masks what it reads and what it writes).
 
 use super::EncodeError;
 use super::compress;
 use super::header::{FLAG_COMPRESSED, FLAG_LZ4, FrameHeader, HEADER_LEN, MsgType};
 use crate::obj::{Atom, Element, RayObj, RayVector, Scalar, Symbol, Vector};
-use crate::types::{ATTR_WIRE_MASK, Primitive, TypeCode};
+use crate::types::{Primitive, TypeCode};
 use crate::view::{RayView, VectorView};
 use crate::with_vector;
 use zerocopy::IntoBytes;
@@ -275,21 +277,21 @@ impl Encode for RayObj {
             RayObj::Atom(a) => a.encode(out),
             RayObj::Vector(v) => v.encode(out),
             RayObj::List(l) => {
-                vec_head(out, TypeCode::List, l.attrs & ATTR_WIRE_MASK, l.items.len());
+                vec_head(out, TypeCode::List, l.attrs, l.items.len());
                 l.items.iter().for_each(|i| i.encode(out));
             }
             RayObj::Dict(d) => {
-                out.put(&[TypeCode::Dict as u8, d.attrs & ATTR_WIRE_MASK]);
+                out.put(&[TypeCode::Dict as u8, d.attrs]);
                 d.keys.encode(out);
                 d.values.encode(out);
             }
             RayObj::Table(t) => {
-                out.put(&[TypeCode::Table as u8, t.attrs & ATTR_WIRE_MASK]);
+                out.put(&[TypeCode::Table as u8, t.attrs]);
                 t.names.encode(out);
                 vec_head(
                     out,
                     TypeCode::List,
-                    t.columns.attrs & ATTR_WIRE_MASK,
+                    t.columns.attrs,
                     t.columns.items.len(),
                 );
                 t.columns.items.iter().for_each(|c| c.encode(out));
@@ -299,8 +301,9 @@ impl Encode for RayObj {
                 out.put(&e.0);
             }
             RayObj::Lambda(l) => {
-                let closure_bit = u8::from(l.closure.is_some());
-                out.put(&[TypeCode::Lambda as u8, closure_bit]);
+                // Bit 0 says whether a closure follows; it must agree with the data.
+                let attrs = (l.attrs & !1) | u8::from(l.closure.is_some());
+                out.put(&[TypeCode::Lambda as u8, attrs]);
                 l.params.encode(out);
                 l.body.encode(out);
                 if let Some(c) = &l.closure {
@@ -354,19 +357,19 @@ impl Encode for RayView<'_> {
                 }
             }
             RayView::List(l) => {
-                vec_head(out, TypeCode::List, l.attrs & ATTR_WIRE_MASK, l.items.len());
+                vec_head(out, TypeCode::List, l.attrs, l.items.len());
                 l.items.iter().for_each(|i| i.encode(out));
             }
             RayView::Dict(d) => {
-                out.put(&[TypeCode::Dict as u8, d.attrs & ATTR_WIRE_MASK]);
+                out.put(&[TypeCode::Dict as u8, d.attrs]);
                 d.keys.encode(out);
                 d.values.encode(out);
             }
             RayView::Table(t) => {
-                out.put(&[TypeCode::Table as u8, t.attrs & ATTR_WIRE_MASK]);
+                out.put(&[TypeCode::Table as u8, t.attrs]);
                 vec_head(out, TypeCode::Symbol, t.names_attrs, t.names.len());
                 out.put(t.names.text.as_bytes());
-                vec_head(out, TypeCode::List, t.columns_attrs & ATTR_WIRE_MASK, t.columns.len());
+                vec_head(out, TypeCode::List, t.columns_attrs, t.columns.len());
                 t.columns.iter().for_each(|c| c.encode(out));
             }
             RayView::Error(e) => {
