@@ -526,15 +526,13 @@ impl Table {
                 columns.len()
             ));
         }
-        let rows = columns.first().map(RayObj::len);
-        if let Some(r) = rows {
-            if let Some(bad) = columns.iter().position(|c| c.len() != r) {
-                return Err(format!(
-                    "column {} has {} rows, expected {r}",
-                    names[bad].as_str(),
-                    columns[bad].len()
-                ));
-            }
+        let rows = columns.first().map_or(0, RayObj::len);
+        if let Some(bad) = columns.iter().position(|c| c.len() != rows) {
+            return Err(format!(
+                "column {} has {} rows, expected {rows}",
+                names[bad].as_str(),
+                columns[bad].len()
+            ));
         }
         Ok(Table {
             attrs: 0,

@@ -249,14 +249,14 @@ impl<'a> Reader<'a> {
                     });
                 }
                 let rows = cols.items.first().map(RayView::len);
-                if let Some(r) = rows {
-                    if cols.items.iter().any(|c| c.len() != r) {
-                        return Err(DecodeError::Malformed {
-                            what: "table",
-                            offset: at,
-                            detail: "columns of different lengths".into(),
-                        });
-                    }
+                if let Some(r) = rows
+                    && cols.items.iter().any(|c| c.len() != r)
+                {
+                    return Err(DecodeError::Malformed {
+                        what: "table",
+                        offset: at,
+                        detail: "columns of different lengths".into(),
+                    });
                 }
                 RayView::Table(TableView {
                     attrs,
