@@ -139,7 +139,8 @@ impl TypeCode {
 pub const ATTR_HAS_NULLS: u8 = 0x40;
 /// Vector attribute bit: the vector is sorted ascending.
 pub const ATTR_SORTED: u8 = 0x20;
-/// The attribute bits that may cross the wire; the decoder drops the others.
+/// The attribute bits that carry meaning across the wire; the core drops the others
+/// on both ends, raywire keeps the byte as it came so that it re-encodes the same.
 pub const ATTR_WIRE_MASK: u8 = ATTR_HAS_NULLS | ATTR_SORTED;
 /// Atom flag bit 0: the atom is a typed null.
 pub const ATOM_FLAG_NULL: u8 = 0x01;

@@ -3,7 +3,7 @@
 use super::header::{FLAG_COMPRESSED, FLAG_LZ4, FrameHeader, HEADER_LEN};
 use super::{DecodeError, compress};
 use crate::obj::{Atom, ErrorCode, Lambda, Scalar, Symbol};
-use crate::types::{Date, Guid, Primitive, Time, TypeCode, Timespan, Timestamp, ATTR_WIRE_MASK};
+use crate::types::{Date, Guid, Primitive, Time, Timespan, Timestamp, TypeCode};
 use crate::view::{
     Column, DictView, ListView, RayView, StrsView, SymbolsView, TableView, VectorRef, VectorView,
 };
@@ -150,7 +150,21 @@ impl<'a> Reader<'a> {
     fn atom(&mut self, ty: TypeCode) -> Result<Atom, DecodeError> {
         let flags = self.u8()?;
         let value = match ty {
-            TypeCode::Bool => Scalar::Bool(self.u8()? != 0),
+            TypeCode::Bool => {
+                // Only 0 and 1 are booleans; anything else could not re-encode as sent.
+                let at = self.pos;
+                match self.u8()? {
+                    0 => Scalar::Bool(false),
+                    1 => Scalar::Bool(true),
+                    b => {
+                        return Err(DecodeError::Malformed {
+                            what: "bool atom",
+                            offset: at,
+                            detail: format!("byte {b:#04x} is neither 0 nor 1"),
+                        });
+                    }
+                }
+            }
             TypeCode::U8 => Scalar::U8(self.u8()?),
             TypeCode::I16 => Scalar::I16(i16::from_le_bytes(self.array()?)),
             TypeCode::I32 => Scalar::I32(i32::from_le_bytes(self.array()?)),
@@ -432,9 +446,4 @@ pub fn decode_frame_owned(
 ) -> Result<(FrameHeader, crate::RayObj), DecodeError> {
     let (header, payload) = frame_payload(frame, limits)?;
     Ok((header, decode(&payload, limits)?))
-}
-
-/// Masks an attribute byte down to the bits that carry meaning across the wire.
-pub fn wire_attrs(attrs: u8) -> u8 {
-    attrs & ATTR_WIRE_MASK
 }

@@ -15,7 +15,6 @@ pub use compress::{
 };
 pub use decode::{
     Limits, decode, decode_frame, decode_frame_owned, decode_view, frame_payload, inflate,
-    wire_attrs,
 };
 pub use encode::{
     Compression, Encode, Sink, SliceSink, encode_frame, encode_frame_compressed, encode_into,
