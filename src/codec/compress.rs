@@ -121,9 +121,14 @@ pub fn core_decompress(payload: &[u8], max: usize) -> Result<Vec<u8>, DecodeErro
                     got: out.len() + n,
                 });
             }
-            for _ in 0..n {
-                prev = prev.wrapping_add(d);
-                out.push(prev);
+            if d == 0 {
+                // The common run: a repeated byte, one memset.
+                out.resize(out.len() + n, prev);
+            } else {
+                out.extend((0..n).map(|_| {
+                    prev = prev.wrapping_add(d);
+                    prev
+                }));
             }
         } else {
             let n = usize::from(count.unsigned_abs());
@@ -137,10 +142,10 @@ pub fn core_decompress(payload: &[u8], max: usize) -> Result<Vec<u8>, DecodeErro
                 });
             }
             i += n;
-            for &d in lit {
+            out.extend(lit.iter().map(|&d| {
                 prev = prev.wrapping_add(d);
-                out.push(prev);
-            }
+                prev
+            }));
         }
     }
     if out.len() != size {
