@@ -150,7 +150,7 @@ impl<'a> Node<'a> {
                 }
                 RayView::Table(t) => Kind::Table(Names::View(t.names), Items::View(&t.columns)),
                 RayView::Error(e) => Kind::Error(&e.0),
-                RayView::Lambda(_) => Kind::Lambda,
+                RayView::Lambda { .. } => Kind::Lambda,
                 RayView::Builtin { kind, name } => Kind::Builtin(*kind, name),
             },
         }

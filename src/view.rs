@@ -7,8 +7,7 @@
 //! [`RayView::to_owned`] is called.
 
 use crate::obj::{
-    Atom, Builtin, Dict, Element, ErrorCode, Lambda, List, RayObj, RayVector, Symbol, Table,
-    Vector,
+    Atom, Builtin, Dict, Element, ErrorCode, Lambda, List, RayObj, RayVector, Symbol, Table, Vector,
 };
 use crate::types::{Date, Guid, Primitive, Time, Timespan, Timestamp, TypeCode};
 use zerocopy::{FromBytes, Unalign};
@@ -266,8 +265,13 @@ pub enum RayView<'a> {
     Table(TableView<'a>),
     /// An error object.
     Error(ErrorCode),
-    /// A lambda, decoded (they are small and rare).
-    Lambda(Box<Lambda>),
+    /// A lambda, decoded (they are small and rare), with the bytes it came from.
+    Lambda {
+        /// The decoded parameters, body and closure.
+        lambda: Box<Lambda>,
+        /// The lambda's encoding as received (it re-encodes from these).
+        raw: &'a [u8],
+    },
     /// A builtin function, by name.
     Builtin {
         /// Unary, Binary or Vary.
@@ -374,12 +378,14 @@ impl<'a> VectorView<'a> {
             VectorView::Timestamp(c) => Vector::Timestamp(prim(c, attrs)),
             VectorView::Timespan(c) => Vector::Timespan(prim(c, attrs)),
             VectorView::Guid(c) => Vector::Guid(prim(c, attrs)),
-            VectorView::Symbol(s) => {
-                Vector::Symbol(RayVector::with_attrs(s.iter().map(Symbol::from).collect(), attrs))
-            }
-            VectorView::Str(s) => {
-                Vector::Str(RayVector::with_attrs(s.iter().map(str::to_owned).collect(), attrs))
-            }
+            VectorView::Symbol(s) => Vector::Symbol(RayVector::with_attrs(
+                s.iter().map(Symbol::from).collect(),
+                attrs,
+            )),
+            VectorView::Str(s) => Vector::Str(RayVector::with_attrs(
+                s.iter().map(str::to_owned).collect(),
+                attrs,
+            )),
         }
     }
 }
@@ -402,14 +408,17 @@ impl<'a> RayView<'a> {
             })),
             RayView::Table(t) => RayObj::Table(Table {
                 attrs: t.attrs,
-                names: RayVector::with_attrs(t.names.iter().map(Symbol::from).collect(), t.names_attrs),
+                names: RayVector::with_attrs(
+                    t.names.iter().map(Symbol::from).collect(),
+                    t.names_attrs,
+                ),
                 columns: List {
                     attrs: t.columns_attrs,
                     items: t.columns.iter().map(RayView::to_owned).collect(),
                 },
             }),
             RayView::Error(e) => RayObj::Error(*e),
-            RayView::Lambda(l) => RayObj::Lambda(l.clone()),
+            RayView::Lambda { lambda, .. } => RayObj::Lambda(lambda.clone()),
             RayView::Builtin { kind, name } => RayObj::Builtin(Builtin {
                 kind: *kind,
                 name: (*name).to_owned(),
@@ -427,7 +436,7 @@ impl<'a> RayView<'a> {
             RayView::Dict(_) => TypeCode::Dict,
             RayView::Table(_) => TypeCode::Table,
             RayView::Error(_) => TypeCode::Error,
-            RayView::Lambda(_) => TypeCode::Lambda,
+            RayView::Lambda { .. } => TypeCode::Lambda,
             RayView::Builtin { kind, .. } => *kind,
         }
     }

@@ -88,6 +88,18 @@ fn fuzz_finds_decode_as_frames() {
     }
 }
 
+/// A lambda whose parameters are a bool vector with bytes other than 0 and 1: the
+/// view keeps the lambda's bytes and re-encodes them as received.
+#[test]
+fn lambda_reencodes_its_own_bytes() {
+    let payload = [
+        100u8, 0, 1, 12, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 250, 135, 212, 148, 99, 4, 49, 0, 0,
+        0, 0, 0, 0, 0, 0,
+    ];
+    let view = decode_view(&payload, &Limits::default()).unwrap();
+    assert_eq!(reencode(&view), payload);
+}
+
 #[test]
 fn non_canonical_bool_atom_is_rejected() {
     let err = decode_view(&hex(BOOL_FF), &Limits::default()).unwrap_err();

@@ -229,57 +229,59 @@ impl<'a> Reader<'a> {
     #[inline(never)]
     fn table(&mut self, at: usize) -> Result<RayView<'a>, DecodeError> {
         Ok({
-                let attrs = self.u8()?;
-                let names_at = self.pos;
-                let names = match self.object()? {
-                    RayView::Vector(VectorRef {
-                        attrs,
-                        data: VectorView::Symbol(s),
-                    }) => (attrs, s),
-                    other => {
-                        return Err(DecodeError::Malformed {
-                            what: "table",
-                            offset: names_at,
-                            detail: format!("column names are {}, not symbols", other.type_code().name()),
-                        });
-                    }
-                };
-                let cols_at = self.pos;
-                let cols = match self.object()? {
-                    RayView::List(l) => l,
-                    other => {
-                        return Err(DecodeError::Malformed {
-                            what: "table",
-                            offset: cols_at,
-                            detail: format!("columns are {}, not a list", other.type_code().name()),
-                        });
-                    }
-                };
-                if names.1.len() != cols.items.len() {
-                    return Err(DecodeError::Malformed {
-                        what: "table",
-                        offset: at,
-                        detail: format!("{} names for {} columns", names.1.len(), cols.items.len()),
-                    });
-                }
-                let rows = cols.items.first().map(RayView::len);
-                if let Some(r) = rows
-                    && cols.items.iter().any(|c| c.len() != r)
-                {
-                    return Err(DecodeError::Malformed {
-                        what: "table",
-                        offset: at,
-                        detail: "columns of different lengths".into(),
-                    });
-                }
-                RayView::Table(TableView {
+            let attrs = self.u8()?;
+            let names_at = self.pos;
+            let names = match self.object()? {
+                RayView::Vector(VectorRef {
                     attrs,
-                    names_attrs: names.0,
-                    names: names.1,
-                    columns_attrs: cols.attrs,
-                    columns: cols.items,
-                })
-            
+                    data: VectorView::Symbol(s),
+                }) => (attrs, s),
+                other => {
+                    return Err(DecodeError::Malformed {
+                        what: "table",
+                        offset: names_at,
+                        detail: format!(
+                            "column names are {}, not symbols",
+                            other.type_code().name()
+                        ),
+                    });
+                }
+            };
+            let cols_at = self.pos;
+            let cols = match self.object()? {
+                RayView::List(l) => l,
+                other => {
+                    return Err(DecodeError::Malformed {
+                        what: "table",
+                        offset: cols_at,
+                        detail: format!("columns are {}, not a list", other.type_code().name()),
+                    });
+                }
+            };
+            if names.1.len() != cols.items.len() {
+                return Err(DecodeError::Malformed {
+                    what: "table",
+                    offset: at,
+                    detail: format!("{} names for {} columns", names.1.len(), cols.items.len()),
+                });
+            }
+            let rows = cols.items.first().map(RayView::len);
+            if let Some(r) = rows
+                && cols.items.iter().any(|c| c.len() != r)
+            {
+                return Err(DecodeError::Malformed {
+                    what: "table",
+                    offset: at,
+                    detail: "columns of different lengths".into(),
+                });
+            }
+            RayView::Table(TableView {
+                attrs,
+                names_attrs: names.0,
+                names: names.1,
+                columns_attrs: cols.attrs,
+                columns: cols.items,
+            })
         })
     }
 
@@ -287,40 +289,43 @@ impl<'a> Reader<'a> {
     #[inline(never)]
     fn dict(&mut self, at: usize) -> Result<RayView<'a>, DecodeError> {
         Ok({
-                let attrs = self.u8()?;
-                let keys = self.object()?;
-                let values = self.object()?;
-                if keys.len() != values.len() {
-                    return Err(DecodeError::Malformed {
-                        what: "dict",
-                        offset: at,
-                        detail: format!("{} keys for {} values", keys.len(), values.len()),
-                    });
-                }
-                RayView::Dict(Box::new(DictView { attrs, keys, values }))
-            
+            let attrs = self.u8()?;
+            let keys = self.object()?;
+            let values = self.object()?;
+            if keys.len() != values.len() {
+                return Err(DecodeError::Malformed {
+                    what: "dict",
+                    offset: at,
+                    detail: format!("{} keys for {} values", keys.len(), values.len()),
+                });
+            }
+            RayView::Dict(Box::new(DictView {
+                attrs,
+                keys,
+                values,
+            }))
         })
     }
 
     // Kept out of line so the recursion through lists stays shallow on the stack.
     #[inline(never)]
-    fn lambda(&mut self) -> Result<RayView<'a>, DecodeError> {
-        Ok({
-                let attrs = self.u8()?;
-                let params = self.object()?.to_owned();
-                let body = self.object()?.to_owned();
-                let closure = if attrs & 1 != 0 {
-                    Some(self.object()?.to_owned())
-                } else {
-                    None
-                };
-                RayView::Lambda(Box::new(Lambda {
-                    attrs,
-                    params,
-                    body,
-                    closure,
-                }))
-            
+    fn lambda(&mut self, at: usize) -> Result<RayView<'a>, DecodeError> {
+        let attrs = self.u8()?;
+        let params = self.object()?.to_owned();
+        let body = self.object()?.to_owned();
+        let closure = if attrs & 1 != 0 {
+            Some(self.object()?.to_owned())
+        } else {
+            None
+        };
+        Ok(RayView::Lambda {
+            lambda: Box::new(Lambda {
+                attrs,
+                params,
+                body,
+                closure,
+            }),
+            raw: &self.buf[at..self.pos],
         })
     }
 
@@ -355,7 +360,7 @@ impl<'a> Reader<'a> {
             }
             TypeCode::Table => self.table(at)?,
             TypeCode::Dict => self.dict(at)?,
-            TypeCode::Lambda => self.lambda()?,
+            TypeCode::Lambda => self.lambda(at)?,
             TypeCode::Unary | TypeCode::Binary | TypeCode::Vary => RayView::Builtin {
                 kind: ty,
                 name: self.cstr()?,
@@ -408,7 +413,11 @@ pub fn frame_payload<'a>(
 }
 
 /// Inflates `body` according to the header `flags`; borrows it when uncompressed.
-pub fn inflate<'a>(flags: u8, body: &'a [u8], limits: &Limits) -> Result<Cow<'a, [u8]>, DecodeError> {
+pub fn inflate<'a>(
+    flags: u8,
+    body: &'a [u8],
+    limits: &Limits,
+) -> Result<Cow<'a, [u8]>, DecodeError> {
     let max = usize::try_from(limits.max_frame).unwrap_or(usize::MAX);
     match flags & (FLAG_COMPRESSED | FLAG_LZ4) {
         0 => Ok(Cow::Borrowed(body)),

@@ -259,7 +259,11 @@ impl Encode for RayObj {
             RayObj::Table(t) => {
                 2 + t.names.encoded_len()
                     + 10
-                    + t.columns.items.iter().map(Encode::encoded_len).sum::<usize>()
+                    + t.columns
+                        .items
+                        .iter()
+                        .map(Encode::encoded_len)
+                        .sum::<usize>()
             }
             RayObj::Error(_) => 9,
             RayObj::Lambda(l) => {
@@ -288,12 +292,7 @@ impl Encode for RayObj {
             RayObj::Table(t) => {
                 out.put(&[TypeCode::Table as u8, t.attrs]);
                 t.names.encode(out);
-                vec_head(
-                    out,
-                    TypeCode::List,
-                    t.columns.attrs,
-                    t.columns.items.len(),
-                );
+                vec_head(out, TypeCode::List, t.columns.attrs, t.columns.items.len());
                 t.columns.items.iter().for_each(|c| c.encode(out));
             }
             RayObj::Error(e) => {
@@ -336,10 +335,13 @@ impl Encode for RayView<'_> {
             RayView::List(l) => 10 + l.items.iter().map(Encode::encoded_len).sum::<usize>(),
             RayView::Dict(d) => 2 + d.keys.encoded_len() + d.values.encoded_len(),
             RayView::Table(t) => {
-                2 + 10 + t.names.text.len() + 10 + t.columns.iter().map(Encode::encoded_len).sum::<usize>()
+                2 + 10
+                    + t.names.text.len()
+                    + 10
+                    + t.columns.iter().map(Encode::encoded_len).sum::<usize>()
             }
             RayView::Error(_) => 9,
-            RayView::Lambda(l) => RayObj::Lambda(l.clone()).encoded_len(),
+            RayView::Lambda { raw, .. } => raw.len(),
             RayView::Builtin { name, .. } => 2 + name.len(),
         }
     }
@@ -376,7 +378,7 @@ impl Encode for RayView<'_> {
                 out.put(&[TypeCode::Error as u8]);
                 out.put(&e.0);
             }
-            RayView::Lambda(l) => RayObj::Lambda(l.clone()).encode(out),
+            RayView::Lambda { raw, .. } => out.put(raw),
             RayView::Builtin { kind, name } => {
                 out.put(&[*kind as u8]);
                 out.put(name.as_bytes());
