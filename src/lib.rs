@@ -18,8 +18,12 @@
 #![deny(missing_docs)]
 
 pub mod codec;
+pub mod eval;
+pub mod ipc;
 mod display;
 mod obj;
+mod rayforce;
+pub mod server;
 pub mod types;
 mod view;
 
@@ -35,3 +39,4 @@ pub use view::{
     Column, ColumnElement, DictView, ListView, RayView, StrsView, SymbolsView, TableView, VectorRef,
     VectorView,
 };
+pub use rayforce::{EvalService, Rayforce};

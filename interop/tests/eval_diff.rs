@@ -1,0 +1,221 @@
+//! Differential test of raywire's built-in evaluator against the real core.
+//!
+//! Every line of `eval_corpus.txt` (blank lines and `;;` comments aside) is
+//! evaluated, in order, by the core (through `rayforce` 1.4.0, serialized with
+//! `ser` and decoded by raywire's codec) and by one [`raywire::eval::Evaluator`];
+//! globals set by one line are seen by the later ones on both sides. The two
+//! outcomes must agree:
+//!
+//! * both values: equal objects — types, values (NaN equal to NaN), atom flags
+//!   and vector attribute bytes;
+//! * both errors: the same error code.
+//!
+//! Lines in [`DELIBERATE`] are where raywire differs on purpose; they are
+//! reported, not failed. Lines in [`ATTRS_ONLY`] agree in value and type and
+//! differ only in an attribute byte the core sets by an internal accident.
+//! NaNs are compared as one value: the core flips a null's sign bit under `neg`
+//! inside a query's vector executor and nowhere else, which carries no meaning.
+//!
+//! Known divergences, kept out of the corpus:
+//!
+//! * `(as 'i64 (list [1 2] [3]))` and the other casts of a list of vectors: the
+//!   core casts each vector through its length (or raw bytes, for floats);
+//!   raywire answers `type`.
+//! * `(at col i)` inside a `select` expression: the core answers `type` (its
+//!   query planner rejects it); raywire indexes the column.
+//! * `(insert 't (list [4 5] [p] [4.5 5.5]))`, columns of different lengths: the
+//!   core accepts it and leaves a malformed table that its own serializer then
+//!   refuses; raywire answers `length` and leaves the table alone.
+//! * `(+ 1 2 ())`: raywire folds, so the empty list broadcasts; the core
+//!   answers `arity` (see [`DELIBERATE`]).
+//! * The core's query planner picks the order of groups of a computed `by:` key
+//!   and the attribute byte of grouped symbol columns by internal paths; raywire
+//!   reproduces the rules observed for the shapes in the corpus (computed keys
+//!   sorted unless they hold nulls; column keys in first-appearance order).
+
+use raywire::RayObj;
+use raywire::codec::{Limits, decode_frame_owned};
+use raywire::eval::Evaluator;
+
+/// Expressions where raywire deliberately answers differently, with the reason.
+const DELIBERATE: &[(&str, &str)] = &[
+    (
+        "(+ 1 2 3)",
+        "raywire folds arithmetic over more than two arguments; the core answers `arity`",
+    ),
+    ("(* 2 3 4)", "arithmetic folds, as above"),
+    ("(- 10 1 2)", "arithmetic folds, as above"),
+    (
+        "(version)",
+        "raywire answers its own version string; the core has no `version`",
+    ),
+];
+
+/// Expressions whose value and type agree but whose attribute byte differs.
+const ATTRS_ONLY: &[(&str, &str)] = &[];
+
+#[derive(Debug)]
+enum Outcome {
+    Value(RayObj),
+    Error(String),
+}
+
+fn core_outcome(line: &str) -> Outcome {
+    match interop::core_ser(line) {
+        Ok(frame) => match decode_frame_owned(&frame, &Limits::default()) {
+            Ok((_, obj)) => Outcome::Value(canonical_nan(&obj)),
+            Err(e) => Outcome::Error(format!("<undecodable: {e}>")),
+        },
+        Err(text) => {
+            // `error: CODE` or `error: CODE: message`
+            let rest = text.strip_prefix("error: ").unwrap_or(&text);
+            let code = rest.split(':').next().unwrap_or(rest).trim().to_owned();
+            Outcome::Error(code)
+        }
+    }
+}
+
+fn our_outcome(ev: &Evaluator, line: &str) -> Outcome {
+    match ev.try_eval_str(line) {
+        Ok(RayObj::Error(c)) => Outcome::Error(c.as_str().to_owned()),
+        Ok(v) => Outcome::Value(canonical_nan(&v)),
+        Err(e) => Outcome::Error(e.code.to_owned()),
+    }
+}
+
+/// The object with every NaN made the canonical one: a null's sign and payload
+/// bits carry no meaning (the core flips the sign of a null under `neg` in a
+/// query's vector executor, and not elsewhere).
+fn canonical_nan(o: &RayObj) -> RayObj {
+    use raywire::{Atom, Dict, List, RayVector, Scalar, Table, Vector};
+    let f = |x: f64| if x.is_nan() { f64::NAN } else { x };
+    let g = |x: f32| if x.is_nan() { f32::NAN } else { x };
+    match o {
+        RayObj::Atom(Atom {
+            value: Scalar::F64(x),
+            flags,
+        }) => RayObj::Atom(Atom {
+            value: Scalar::F64(f(*x)),
+            flags: *flags,
+        }),
+        RayObj::Atom(Atom {
+            value: Scalar::F32(x),
+            flags,
+        }) => RayObj::Atom(Atom {
+            value: Scalar::F32(g(*x)),
+            flags: *flags,
+        }),
+        RayObj::Vector(Vector::F64(v)) => RayObj::Vector(Vector::F64(RayVector::with_attrs(
+            v.iter().map(|&x| f(x)).collect(),
+            v.attrs(),
+        ))),
+        RayObj::Vector(Vector::F32(v)) => RayObj::Vector(Vector::F32(RayVector::with_attrs(
+            v.iter().map(|&x| g(x)).collect(),
+            v.attrs(),
+        ))),
+        RayObj::List(l) => RayObj::List(List {
+            attrs: l.attrs,
+            items: l.items.iter().map(canonical_nan).collect(),
+        }),
+        RayObj::Dict(d) => RayObj::Dict(Box::new(Dict {
+            attrs: d.attrs,
+            keys: canonical_nan(&d.keys),
+            values: canonical_nan(&d.values),
+        })),
+        RayObj::Table(t) => RayObj::Table(Table {
+            attrs: t.attrs,
+            names: t.names.clone(),
+            columns: List {
+                attrs: t.columns.attrs,
+                items: t.columns.items.iter().map(canonical_nan).collect(),
+            },
+        }),
+        other => other.clone(),
+    }
+}
+
+/// The object with every attribute byte and the quoted-symbol flag cleared.
+fn strip_attrs(o: &RayObj) -> RayObj {
+    use raywire::{Dict, List, RayVector, Table, Vector};
+    match o {
+        RayObj::Atom(a) => {
+            let mut a = a.clone();
+            a.flags &= !0x20;
+            RayObj::Atom(a)
+        }
+        RayObj::Vector(v) => RayObj::Vector(raywire::with_vector!(v, |x| Vector::from(
+            RayVector::with_attrs(x.as_slice().to_vec(), 0)
+        ))),
+        RayObj::List(l) => RayObj::List(List::new(l.items.iter().map(strip_attrs).collect())),
+        RayObj::Dict(d) => RayObj::Dict(Box::new(Dict {
+            attrs: 0,
+            keys: strip_attrs(&d.keys),
+            values: strip_attrs(&d.values),
+        })),
+        RayObj::Table(t) => RayObj::Table(Table {
+            attrs: 0,
+            names: RayVector::with_attrs(t.names.as_slice().to_vec(), 0),
+            columns: List::new(t.columns.items.iter().map(strip_attrs).collect()),
+        }),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn corpus_agrees_with_core() {
+    let corpus = include_str!("eval_corpus.txt");
+    let ev = Evaluator::new();
+    let (mut total, mut exact, mut attrs, mut deliberate) = (0, 0, 0, 0);
+    let mut failures = Vec::new();
+    for line in corpus.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with(";;") {
+            continue;
+        }
+        total += 1;
+        let core = core_outcome(line);
+        let ours = our_outcome(&ev, line);
+        let same = match (&core, &ours) {
+            (Outcome::Value(a), Outcome::Value(b)) => {
+                if a == b {
+                    Some(true)
+                } else if strip_attrs(a) == strip_attrs(b) {
+                    Some(false)
+                } else {
+                    None
+                }
+            }
+            (Outcome::Error(a), Outcome::Error(b)) => (a == b).then_some(true),
+            _ => None,
+        };
+        let listed = |l: &[(&str, &str)]| l.iter().any(|(e, _)| *e == line);
+        match same {
+            Some(true) => exact += 1,
+            _ if listed(DELIBERATE) => deliberate += 1,
+            Some(false) if listed(ATTRS_ONLY) => attrs += 1,
+            Some(false) => failures.push(format!(
+                "{line}\n    attrs differ: core {core:?}\n               raywire {ours:?}"
+            )),
+            None => failures.push(format!(
+                "{line}\n    core    {core:?}\n    raywire {ours:?}"
+            )),
+        }
+    }
+    eprintln!(
+        "eval differential: {total} expressions, {exact} agree exactly, {attrs} agree up to attributes, \
+         {deliberate} deliberate differences, {} disagree",
+        failures.len()
+    );
+    for f in &failures {
+        eprintln!("MISMATCH {f}");
+    }
+    assert!(
+        total >= 200,
+        "the corpus should hold at least 200 expressions"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} expressions disagree with the core",
+        failures.len()
+    );
+}

@@ -1,0 +1,85 @@
+//! The error type of the IPC layer.
+
+use crate::codec::DecodeError;
+
+/// Why an IPC operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IpcError {
+    /// The TCP connection could not be made (refused, unreachable, bad address,
+    /// the server closed during the handshake...).
+    #[error("connection failed: {0}")]
+    ConnectionFailed(String),
+    /// A deadline passed: connect, handshake, write or reply wait.
+    #[error("timed out")]
+    Timeout,
+    /// The server requires credentials and none were given.
+    #[error("the server requires authentication")]
+    AuthRequired,
+    /// The server rejected the credentials.
+    #[error("authentication failed")]
+    AuthFailed,
+    /// The server speaks another wire version.
+    #[error("wire version mismatch: ours {ours}, theirs {theirs}")]
+    VersionMismatch {
+        /// The version this crate speaks (3).
+        ours: u8,
+        /// The version the peer answered with.
+        theirs: u8,
+    },
+    /// The peer sent bytes that are not a valid frame or object.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] DecodeError),
+    /// The handshake reply or a frame's place in the conversation is invalid
+    /// (a response nobody asked for, an unknown capability bit...).
+    #[error("protocol violation: {0}")]
+    Violation(String),
+    /// The server answered with an error object.
+    #[error("remote error: {code}")]
+    Remote {
+        /// The error object's code (`type`, `parse`, `name`, ...).
+        code: String,
+    },
+    /// The connection is closed (by [`crate::ipc::Connection::close`], or by the peer).
+    #[error("connection closed")]
+    Closed,
+    /// An I/O error on the socket.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The object could not be encoded (a symbol with a NUL byte, a payload over
+    /// the frame limit).
+    #[error("cannot encode: {0}")]
+    Encode(String),
+}
+
+/// The name the IPC documentation uses.
+pub type IPCError = IpcError;
+
+impl IpcError {
+    /// Whether the connection that produced this error can no longer be used.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            IpcError::Closed | IpcError::Io(_) | IpcError::Protocol(_) | IpcError::Violation(_)
+        )
+    }
+
+    /// A copy of this error for a second waiter (I/O errors keep their kind and text).
+    pub(crate) fn duplicate(&self) -> IpcError {
+        match self {
+            IpcError::ConnectionFailed(s) => IpcError::ConnectionFailed(s.clone()),
+            IpcError::Timeout => IpcError::Timeout,
+            IpcError::AuthRequired => IpcError::AuthRequired,
+            IpcError::AuthFailed => IpcError::AuthFailed,
+            IpcError::VersionMismatch { ours, theirs } => IpcError::VersionMismatch {
+                ours: *ours,
+                theirs: *theirs,
+            },
+            IpcError::Protocol(e) => IpcError::Protocol(e.clone()),
+            IpcError::Violation(s) => IpcError::Violation(s.clone()),
+            IpcError::Remote { code } => IpcError::Remote { code: code.clone() },
+            IpcError::Closed => IpcError::Closed,
+            IpcError::Io(e) => IpcError::Io(std::io::Error::new(e.kind(), e.to_string())),
+            IpcError::Encode(s) => IpcError::Encode(s.clone()),
+        }
+    }
+}

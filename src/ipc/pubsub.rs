@@ -1,0 +1,572 @@
+//! Pub/sub from the client side: subscribe to a topic of a server (raywire's or
+//! the core's; PROTOCOL.md 4.6) and receive its updates, or publish on one.
+//!
+//! ```no_run
+//! use raywire::ipc::hopen;
+//! use raywire::RayObj;
+//! use std::time::Duration;
+//!
+//! let conn = hopen("localhost", 5000)?;
+//! let trades = conn.subscribe("trades", &[])?;            // (.mc.sub "trades")
+//! let apple = conn.subscribe("quotes", &["AAPL"])?;      // raywire servers only
+//! conn.publish("trades", &RayObj::from(vec![1i64, 2]))?; // (.mc.pub "trades" (quote [1 2]))
+//! for upd in trades.iter().take(1) {
+//!     println!("{} #{}: {}", upd.topic, upd.seq, upd.payload);
+//! }
+//! let _ = apple.recv_timeout(Duration::from_millis(10));
+//! # Ok::<(), raywire::ipc::IpcError>(())
+//! ```
+//!
+//! # How updates arrive
+//!
+//! The server sends each update as an async frame holding
+//! `(upd "topic" seq (quote payload))`. The first subscription on a connection
+//! installs a router as the connection's [`Connection::on_push`] callback: it runs
+//! on the reactor thread, takes each update apart (no copy beyond the decode) and
+//! hands it to the channel of every subscription of its topic. Each channel is
+//! bounded ([`DEFAULT_CAPACITY`] updates unless [`Connection::subscribe_with`]
+//! says otherwise): the reactor never waits for a slow reader, so when a channel
+//! is full the update is dropped for it, counted by [`Subscription::dropped`], and
+//! the sequence numbers show the gap. Other pushes go to
+//! [`Subscription::other_pushes`] (bounded the same way), no longer to
+//! [`Connection::pushes`].
+//!
+//! A subscription ends when the connection closes: [`Subscription::recv`] then
+//! returns the updates that had arrived, then [`RecvError::Closed`].
+
+use super::connection::Connection;
+use super::error::IpcError;
+use super::writer::{Gather, Payload};
+use crate::types::TypeCode;
+use crate::{Atom, RayObj, RayVector, Scalar, Symbol};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+/// Updates a subscription's channel holds before further ones are dropped.
+pub const DEFAULT_CAPACITY: usize = 1 << 16;
+/// How often a waiting receiver checks that the connection is still open.
+const CLOSE_CHECK: Duration = Duration::from_millis(20);
+/// How long dropping a subscription may wait to send its `.mc.unsub`.
+const UNSUB_TIMEOUT: Duration = Duration::from_millis(200);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One update of a subscribed topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    /// The topic.
+    pub topic: String,
+    /// Its sequence number: per topic, from 1, one per publication (a gap means
+    /// updates were dropped, or, with a filter, had no matching rows).
+    pub seq: i64,
+    /// What was published (for a filtered subscription, its rows).
+    pub payload: RayObj,
+}
+
+impl Update {
+    /// Takes an update message `(upd "topic" seq (quote payload))` apart; gives the
+    /// message back when it is not one.
+    pub fn parse(msg: RayObj) -> Result<Update, RayObj> {
+        let RayObj::List(mut l) = msg else {
+            return Err(msg);
+        };
+        let shape_ok = l.items.len() == 4
+            && is_symbol(&l.items[0], "upd")
+            && topic_of(&l.items[1]).is_some()
+            && matches!(
+                l.items[2],
+                RayObj::Atom(Atom {
+                    value: Scalar::I64(_),
+                    ..
+                })
+            )
+            && matches!(&l.items[3], RayObj::List(q) if q.items.len() == 2 && is_symbol(&q.items[0], "quote"));
+        if !shape_ok {
+            return Err(RayObj::List(l));
+        }
+        let mut it = l.items.drain(..);
+        let (_, topic, seq, quoted) = match (it.next(), it.next(), it.next(), it.next()) {
+            (Some(a), Some(b), Some(c), Some(d)) => (a, b, c, d),
+            _ => return Err(RayObj::Null),
+        };
+        let topic = topic_of(&topic).map(str::to_owned).unwrap_or_default();
+        let seq = match seq {
+            RayObj::Atom(Atom {
+                value: Scalar::I64(n),
+                ..
+            }) => n,
+            _ => 0,
+        };
+        let payload = match quoted {
+            RayObj::List(mut q) => q.items.pop().unwrap_or(RayObj::Null),
+            _ => RayObj::Null,
+        };
+        Ok(Update {
+            topic,
+            seq,
+            payload,
+        })
+    }
+}
+
+fn is_symbol(o: &RayObj, name: &str) -> bool {
+    matches!(o, RayObj::Atom(Atom { value: Scalar::Symbol(s), .. }) if s.as_str() == name)
+}
+
+fn topic_of(o: &RayObj) -> Option<&str> {
+    match o {
+        RayObj::Atom(Atom {
+            value: Scalar::Str(s),
+            ..
+        }) => Some(s),
+        RayObj::Atom(Atom {
+            value: Scalar::Symbol(s),
+            ..
+        }) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// Why [`Subscription::recv_timeout`] returned without an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecvError {
+    /// Nothing arrived in time.
+    #[error("timed out")]
+    Timeout,
+    /// The connection is closed and every update that came is taken.
+    #[error("connection closed")]
+    Closed,
+}
+
+struct Route {
+    id: u64,
+    tx: Sender<Update>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Routes a connection's pushes to its subscriptions.
+struct Router {
+    routes: Mutex<HashMap<String, Vec<Route>>>,
+    other_tx: Sender<RayObj>,
+    other_rx: Receiver<RayObj>,
+    next_id: AtomicU64,
+}
+
+impl Router {
+    fn new() -> Router {
+        let (other_tx, other_rx) = crossbeam_channel::bounded(DEFAULT_CAPACITY);
+        Router {
+            routes: Mutex::new(HashMap::new()),
+            other_tx,
+            other_rx,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    fn deliver(&self, obj: RayObj) {
+        let upd = match Update::parse(obj) {
+            Ok(u) => u,
+            Err(other) => {
+                if let Err(TrySendError::Full(_)) = self.other_tx.try_send(other) {
+                    tracing::debug!("dropped a push: nobody reads other_pushes()");
+                }
+                return;
+            }
+        };
+        let routes = lock(&self.routes);
+        let Some(rs) = routes.get(&upd.topic) else {
+            // An update for a topic nobody here subscribes to (any more).
+            return;
+        };
+        let send = |r: &Route, u: Update| {
+            if r.tx.try_send(u).is_err() {
+                r.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        match rs.as_slice() {
+            [] => {}
+            [one] => send(one, upd),
+            [rest @ .., last] => {
+                for r in rest {
+                    send(r, upd.clone());
+                }
+                send(last, upd);
+            }
+        }
+    }
+}
+
+/// The router of each connection with subscriptions, found again through the
+/// connection's push channel (the channel is the connection's identity here).
+type Registry = Mutex<Vec<(Receiver<RayObj>, Weak<Router>)>>;
+
+fn registry() -> &'static Registry {
+    static REG: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    REG.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+fn router_for(conn: &Connection) -> Arc<Router> {
+    let key = conn.pushes();
+    let mut reg = lock(registry());
+    reg.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(r) = reg
+        .iter()
+        .find(|(rx, _)| rx.same_channel(&key))
+        .and_then(|(_, w)| w.upgrade())
+    {
+        return r;
+    }
+    let router = Arc::new(Router::new());
+    let cb = router.clone();
+    conn.on_push(move |obj| cb.deliver(obj));
+    reg.push((key, Arc::downgrade(&router)));
+    router
+}
+
+/// `(.mc.sub "topic")`, or with a filter `(.mc.sub "topic" [AAPL MSFT])`, as a
+/// list the server evaluates as a call.
+fn sub_request(topic: &str, filter: &[&str]) -> RayObj {
+    let mut items = vec![RayObj::symbol(".mc.sub"), RayObj::string(topic)];
+    if !filter.is_empty() {
+        items.push(RayObj::from(
+            filter
+                .iter()
+                .map(|s| Symbol::from(*s))
+                .collect::<RayVector<Symbol>>(),
+        ));
+    }
+    RayObj::list(items)
+}
+
+/// `(.mc.pub "topic" (quote payload))` with the payload sent from its own memory.
+struct PubCall<'a, P: ?Sized> {
+    topic: &'a str,
+    payload: &'a P,
+}
+
+const PUB_HEAD: usize = 10 + 10; // list of 3, '.mc.pub'
+const QUOTE_HEAD: usize = 10 + 8; // list of 2, 'quote'
+
+impl<P: Payload + ?Sized> Payload for PubCall<'_, P> {
+    fn payload_len(&self) -> usize {
+        PUB_HEAD + 10 + self.topic.len() + QUOTE_HEAD + self.payload.payload_len()
+    }
+
+    fn gather<'a>(&'a self, out: &mut Gather<'a>) {
+        let list = |n: i64| {
+            let mut h = [0u8; 10];
+            h[0] = TypeCode::List as u8;
+            h[2..].copy_from_slice(&n.to_le_bytes());
+            h
+        };
+        let sym = (TypeCode::Symbol as u8).wrapping_neg();
+        out.put_copy(&list(3));
+        out.put_copy(&[sym, 0]);
+        out.put_copy(b".mc.pub\0");
+        let mut h = [0u8; 10];
+        h[0] = (TypeCode::Str as u8).wrapping_neg();
+        h[2..].copy_from_slice(&(self.topic.len() as i64).to_le_bytes());
+        out.put_copy(&h);
+        out.put_copy(self.topic.as_bytes());
+        out.put_copy(&list(2));
+        out.put_copy(&[sym, 0]);
+        out.put_copy(b"quote\0");
+        self.payload.gather(out);
+    }
+}
+
+fn seq_of(reply: RayObj) -> Result<i64, IpcError> {
+    match reply {
+        RayObj::Atom(Atom {
+            value: Scalar::I64(n),
+            ..
+        }) => Ok(n),
+        other => Err(IpcError::Violation(format!(
+            "expected a sequence number, got {other}"
+        ))),
+    }
+}
+
+impl Connection {
+    /// Subscribes to `topic` (`.mc.sub`) and returns the subscription, which
+    /// receives its updates. `filter` lists the symbols whose rows to receive (a
+    /// raywire server filters table payloads by their `sym` column); empty for
+    /// everything. The core answers a filter with error `nyi`.
+    pub fn subscribe(&self, topic: &str, filter: &[&str]) -> Result<Subscription<'_>, IpcError> {
+        self.subscribe_with(topic, filter, DEFAULT_CAPACITY)
+    }
+
+    /// As [`Connection::subscribe`], with a channel of `capacity` updates.
+    pub fn subscribe_with(
+        &self,
+        topic: &str,
+        filter: &[&str],
+        capacity: usize,
+    ) -> Result<Subscription<'_>, IpcError> {
+        let router = router_for(self);
+        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let id = router.next_id.fetch_add(1, Ordering::Relaxed);
+        // Routed before asking: the first update may come before the reply.
+        lock(&router.routes)
+            .entry(topic.to_owned())
+            .or_default()
+            .push(Route {
+                id,
+                tx,
+                dropped: dropped.clone(),
+            });
+        let mut sub = Subscription {
+            conn: self,
+            router,
+            topic: topic.to_owned(),
+            id,
+            rx,
+            dropped,
+            next_seq: 0,
+            live: true,
+        };
+        match self.send(&sub_request(topic, filter)).and_then(seq_of) {
+            Ok(n) => {
+                sub.next_seq = n;
+                Ok(sub)
+            }
+            Err(e) => {
+                sub.live = false;
+                sub.unroute();
+                Err(e)
+            }
+        }
+    }
+
+    /// Publishes `payload` on `topic` of the server (`.mc.pub`, sync) and returns
+    /// its sequence number (0: the topic has no subscribers). Fixed-width columns
+    /// go to the socket from the payload's own memory.
+    pub fn publish<P: Payload + ?Sized>(&self, topic: &str, payload: &P) -> Result<i64, IpcError> {
+        seq_of(self.send(&PubCall { topic, payload })?)
+    }
+
+    /// As [`Connection::publish`], without waiting for (or getting) the sequence
+    /// number.
+    pub fn publish_async<P: Payload + ?Sized>(
+        &self,
+        topic: &str,
+        payload: &P,
+    ) -> Result<(), IpcError> {
+        self.write(&PubCall { topic, payload })
+    }
+}
+
+/// A subscription to one topic on one connection; see the [module docs](self).
+///
+/// Dropping it (or [`Subscription::unsubscribe`]) ends it on the server too,
+/// unless another subscription on the same connection has the same topic.
+pub struct Subscription<'c> {
+    conn: &'c Connection,
+    router: Arc<Router>,
+    topic: String,
+    id: u64,
+    rx: Receiver<Update>,
+    dropped: Arc<AtomicU64>,
+    next_seq: i64,
+    live: bool,
+}
+
+impl std::fmt::Debug for Subscription<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("topic", &self.topic)
+            .field("next_seq", &self.next_seq)
+            .field("pending", &self.rx.len())
+            .field("dropped", &self.dropped())
+            .finish()
+    }
+}
+
+impl<'c> Subscription<'c> {
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The sequence number the server said the topic's next update would carry.
+    pub fn next_seq(&self) -> i64 {
+        self.next_seq
+    }
+
+    /// Updates dropped here because the channel was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Updates waiting to be taken.
+    pub fn pending(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// The next update, waiting as long as it takes; [`RecvError::Closed`] once
+    /// the connection is closed and every update is taken.
+    pub fn recv(&self) -> Result<Update, RecvError> {
+        self.recv_until(None)
+    }
+
+    /// The next update, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Update, RecvError> {
+        self.recv_until(Some(Instant::now() + timeout))
+    }
+
+    /// The next update if one is waiting.
+    pub fn try_recv(&self) -> Result<Update, RecvError> {
+        match self.rx.try_recv() {
+            Ok(u) => Ok(u),
+            Err(_) if !self.conn.is_connected() => Err(RecvError::Closed),
+            Err(_) => Err(RecvError::Timeout),
+        }
+    }
+
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<Update, RecvError> {
+        loop {
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(CLOSE_CHECK),
+                None => CLOSE_CHECK,
+            };
+            match self.rx.recv_timeout(slice) {
+                Ok(u) => return Ok(u),
+                Err(_) => {
+                    if !self.conn.is_connected() {
+                        // Whatever was routed before the close is still owed.
+                        return self.rx.try_recv().map_err(|_| RecvError::Closed);
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(RecvError::Timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The updates, as they come; the iterator ends when the connection closes.
+    pub fn iter(&self) -> impl Iterator<Item = Update> + '_ {
+        std::iter::from_fn(move || self.recv().ok())
+    }
+
+    /// The channel updates arrive on (for `crossbeam_channel::select!`). It does
+    /// not report the connection's close; check [`Connection::is_connected`].
+    pub fn receiver(&self) -> &Receiver<Update> {
+        &self.rx
+    }
+
+    /// Pushes of this connection that are not updates of a subscribed topic.
+    pub fn other_pushes(&self) -> Receiver<RayObj> {
+        self.router.other_rx.clone()
+    }
+
+    /// The connection.
+    pub fn connection(&self) -> &'c Connection {
+        self.conn
+    }
+
+    /// Ends the subscription (`.mc.unsub`, sync), unless another subscription on
+    /// this connection has the same topic.
+    pub fn unsubscribe(mut self) -> Result<(), IpcError> {
+        self.live = false;
+        if self.unroute() {
+            self.conn
+                .send(&RayObj::list(vec![
+                    RayObj::symbol(".mc.unsub"),
+                    RayObj::string(&self.topic),
+                ]))
+                .map(|_| ())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Removes this subscription's route; true when it was the topic's last.
+    fn unroute(&self) -> bool {
+        let mut routes = lock(&self.router.routes);
+        let Some(rs) = routes.get_mut(&self.topic) else {
+            return false;
+        };
+        rs.retain(|r| r.id != self.id);
+        if rs.is_empty() {
+            routes.remove(&self.topic);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Drop for Subscription<'_> {
+    fn drop(&mut self) {
+        if !self.live {
+            return;
+        }
+        if self.unroute() && self.conn.is_connected() {
+            // Best effort: the server stops sending what nobody reads.
+            let _ = self.conn.write_timeout(
+                &RayObj::list(vec![
+                    RayObj::symbol(".mc.unsub"),
+                    RayObj::string(&self.topic),
+                ]),
+                UNSUB_TIMEOUT,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{self, Limits, MsgType};
+    use crate::ipc::FrameWriter;
+
+    #[test]
+    fn parses_updates_and_gives_back_the_rest() {
+        let msg = RayObj::list(vec![
+            RayObj::symbol("upd"),
+            RayObj::string("trades"),
+            RayObj::from(3i64),
+            RayObj::list(vec![RayObj::symbol("quote"), RayObj::from(vec![1i64, 2])]),
+        ]);
+        let u = Update::parse(msg).unwrap();
+        assert_eq!((u.topic.as_str(), u.seq), ("trades", 3));
+        assert_eq!(u.payload, RayObj::from(vec![1i64, 2]));
+        for other in [
+            RayObj::from(1i64),
+            RayObj::list(vec![RayObj::symbol("upd")]),
+            RayObj::list(vec![
+                RayObj::symbol("x"),
+                RayObj::string("t"),
+                RayObj::from(1i64),
+                RayObj::Null,
+            ]),
+        ] {
+            assert_eq!(Update::parse(other.clone()), Err(other));
+        }
+    }
+
+    #[test]
+    fn pub_call_encodes_as_the_list() {
+        let payload = RayObj::from((0..100i64).collect::<Vec<_>>());
+        let call = PubCall {
+            topic: "trades",
+            payload: &payload,
+        };
+        let want = RayObj::list(vec![
+            RayObj::symbol(".mc.pub"),
+            RayObj::string("trades"),
+            RayObj::list(vec![RayObj::symbol("quote"), payload.clone()]),
+        ]);
+        let fw = FrameWriter::new(&call, MsgType::Sync, codec::Compression::None);
+        let (_, got) = codec::decode_frame_owned(&fw.to_vec(), &Limits::default()).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(call.payload_len(), want.payload_len());
+    }
+}

@@ -1,0 +1,146 @@
+//! `Rayforce`: the built-in evaluator and the server together, as one handle.
+//!
+//! `ray.eval("(listen 5000)")` serves the environment on port 5000 and blocks, as
+//! in the core; [`Rayforce::listen`] starts the same server and returns its handle.
+//!
+//! ```
+//! let ray = raywire::Rayforce::new();
+//! ray.eval("(set x (til 10))").unwrap();
+//! assert_eq!(ray.eval("(sum x)").unwrap(), raywire::RayObj::from(45i64));
+//! let server = ray.listen(0).unwrap();          // serves on a port of its own
+//! let conn = raywire::ipc::hopen("127.0.0.1", server.port()).unwrap();
+//! assert_eq!(conn.execute("(count x)").unwrap(), raywire::RayObj::from(10i64));
+//! ```
+
+use crate::eval::{EvalError, Evaluator, Host, NoHost};
+use crate::server::{Request, Server, ServerConfig, ServerError, Service};
+use crate::{Atom, RayObj, RayView, Scalar};
+use std::sync::Arc;
+
+/// Evaluates the frames clients send: a string is Rayfall source, anything else an
+/// expression (a list whose head names a function is a call).
+#[derive(Debug, Clone)]
+pub struct EvalService {
+    eval: Arc<Evaluator>,
+}
+
+impl EvalService {
+    /// A service over `eval`'s global environment.
+    pub fn new(eval: Arc<Evaluator>) -> EvalService {
+        EvalService { eval }
+    }
+}
+
+impl Service for EvalService {
+    fn handle(&self, req: Request<'_>) -> RayObj {
+        let r = self.handle_shared(req);
+        Arc::try_unwrap(r).unwrap_or_else(|r| (*r).clone())
+    }
+
+    fn handle_shared(&self, req: Request<'_>) -> Arc<RayObj> {
+        let host = NoHost;
+        let r = match &req.payload {
+            RayView::Atom(Atom {
+                value: Scalar::Str(src),
+                ..
+            }) => self.eval.eval_str_shared(src, &host),
+            other => self.eval.eval_obj_shared(&other.to_owned(), &host),
+        };
+        r.unwrap_or_else(|e| Arc::new(e.to_obj()))
+    }
+}
+
+/// An evaluator with its global environment, able to serve it over IPC.
+#[derive(Debug, Default)]
+pub struct Rayforce {
+    eval: Arc<Evaluator>,
+}
+
+impl Rayforce {
+    /// A fresh environment.
+    pub fn new() -> Rayforce {
+        Rayforce::default()
+    }
+
+    /// Evaluates Rayfall source locally. `(listen port)` serves this environment on
+    /// loopback `port` and returns only when that server stops.
+    pub fn eval(&self, src: &str) -> Result<RayObj, EvalError> {
+        self.eval.try_eval_str_with(src, self)
+    }
+
+    /// The evaluator (shared with every server started from this handle).
+    pub fn evaluator(&self) -> &Arc<Evaluator> {
+        &self.eval
+    }
+
+    /// Serves this environment on loopback `port` (0 picks one) and returns at once.
+    pub fn listen(&self, port: u16) -> Result<Server, ServerError> {
+        self.listen_with(ServerConfig::local(port))
+    }
+
+    /// Serves this environment with a full configuration.
+    pub fn listen_with(&self, config: ServerConfig) -> Result<Server, ServerError> {
+        Server::start(config, Arc::new(EvalService::new(self.eval.clone())))
+    }
+}
+
+impl Host for Rayforce {
+    fn provides(&self, name: &str) -> bool {
+        name == "listen"
+    }
+
+    fn call(&self, _name: &str, args: &[RayObj]) -> Result<RayObj, EvalError> {
+        let port: i64 = match args {
+            [RayObj::Atom(Atom { value, .. })] => match value {
+                Scalar::I64(p) => *p,
+                Scalar::I32(p) => i64::from(*p),
+                Scalar::I16(p) => i64::from(*p),
+                _ => return Err(EvalError::new("type", "listen: expects an integer port")),
+            },
+            [_] => return Err(EvalError::new("type", "listen: expects an integer port")),
+            _ => return Err(EvalError::new("arity", "listen: expects one argument, a port")),
+        };
+        let port = u16::try_from(port)
+            .map_err(|_| EvalError::new("domain", "listen: the port must be 0..65535"))?;
+        let server = self
+            .listen(port)
+            .map_err(|e| EvalError::new("io", format!("listen: {e}")))?;
+        server.wait();
+        Ok(RayObj::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_checks_its_argument() {
+        let ray = Rayforce::new();
+        assert_eq!(ray.eval("(listen 'a)").unwrap_err().code, "type");
+        assert_eq!(ray.eval("(listen 70000)").unwrap_err().code, "domain");
+        assert_eq!(ray.eval("(listen 1 2)").unwrap_err().code, "arity");
+    }
+
+    #[test]
+    fn listen_serves_the_environment_and_blocks() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let ray = Arc::new(Rayforce::new());
+        ray.eval("(set x 41)").unwrap();
+        let r = Arc::clone(&ray);
+        // The serving thread stays blocked in `listen` until the process ends.
+        std::thread::spawn(move || r.eval(&format!("(listen {port})")));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let conn = loop {
+            match crate::ipc::hopen("127.0.0.1", port) {
+                Ok(c) => break c,
+                Err(e) if std::time::Instant::now() > deadline => panic!("no server: {e}"),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        };
+        assert_eq!(conn.execute("(+ x 1)").unwrap(), RayObj::from(42i64));
+    }
+}

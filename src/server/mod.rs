@@ -1,0 +1,559 @@
+//! The server: accepts RayforceDB clients (the core's own and raywire's), runs the
+//! handshake and authentication, and answers their frames through a [`Service`].
+//!
+//! It runs on the same pieces as the client: the [`crate::ipc::Reactor`] reads
+//! every socket into a [`crate::ipc::FrameReader`] (frames decoded in place), the
+//! sans-IO [`crate::ipc::handshake::ServerHandshake`] drives the greeting, and
+//! [`crate::ipc::FrameWriter`] sends replies with vectored writes. Work that may
+//! take time (decoding, evaluating, encoding, compressing) runs on a pool of worker
+//! threads fed through a `crossbeam` channel, so one slow query never stalls other
+//! connections' handshakes, small queries or pushes. The frames of one connection
+//! are handled one at a time, in order, so its replies keep the order of its
+//! requests.
+//!
+//! Safe by default: without credentials the server listens on loopback and refuses
+//! other peers (unless [`ServerConfig::bind_explicit`]); frames are capped at
+//! [`ServerConfig::max_frame`]; connections at [`ServerConfig::max_connections`];
+//! a client that does not finish its handshake within
+//! [`ServerConfig::handshake_timeout`] is closed. A malformed frame closes that
+//! connection with a log line; everyone else carries on.
+//!
+//! ```
+//! use raywire::server::{Request, Server, ServerConfig, Service};
+//! use raywire::RayObj;
+//! use std::sync::Arc;
+//!
+//! struct Echo;
+//! impl Service for Echo {
+//!     fn handle(&self, req: Request<'_>) -> RayObj {
+//!         req.payload.to_owned()
+//!     }
+//! }
+//! let server = Server::start(ServerConfig::local(0), Arc::new(Echo)).unwrap();
+//! let conn = raywire::ipc::hopen("127.0.0.1", server.port()).unwrap();
+//! assert_eq!(conn.send(&RayObj::from(42i64)).unwrap(), RayObj::from(42i64));
+//! server.stop();
+//! ```
+
+mod auth;
+mod conn;
+mod flush;
+
+pub use auth::{AuthError, Credentials};
+
+use crate::codec::{Limits, MsgType};
+use crate::ipc::Reactor;
+use crate::view::RayView;
+use crate::RayObj;
+use conn::Conn;
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Identifies one client connection for the life of the server.
+pub type ConnId = u64;
+
+/// How a server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// The bind address was chosen explicitly: peers are not limited to loopback
+    /// even without credentials.
+    pub bind_explicit: bool,
+    /// Accepted credentials; `None` lets anyone connect (loopback only, unless
+    /// `bind_explicit`).
+    pub auth: Option<Credentials>,
+    /// Largest frame accepted from a client, in bytes.
+    pub max_frame: u64,
+    /// Most connections open at once; further clients are closed on accept.
+    pub max_connections: usize,
+    /// Time a client has to finish its handshake (and authentication).
+    pub handshake_timeout: Duration,
+    /// Worker threads evaluating requests.
+    pub threads: usize,
+    /// Size of each connection's receive mapping.
+    pub ring_capacity: usize,
+    /// Accept raywire's lz4 compression from clients that offer it.
+    pub offer_lz4: bool,
+    /// Longest a reply or push may wait for a client's socket to drain before the
+    /// connection is dropped.
+    pub write_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults for a server on `port` of the loopback interface.
+    pub fn local(port: u16) -> ServerConfig {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], port)),
+            bind_explicit: false,
+            auth: None,
+            max_frame: 1 << 30,
+            max_connections: 4096,
+            handshake_timeout: Duration::from_secs(5),
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ring_capacity: 256 << 10,
+            offer_lz4: true,
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+
+    fn loopback_only(&self) -> bool {
+        self.auth.is_none() && !self.bind_explicit
+    }
+}
+
+/// Errors of the server layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listening socket could not be set up.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A thread or the reactor could not be started.
+    #[error("cannot start the server: {0}")]
+    Start(std::io::Error),
+    /// No such connection (it closed, or never existed).
+    #[error("connection {0} is not open")]
+    NoConnection(ConnId),
+    /// Writing to a connection failed; it has been closed.
+    #[error("writing to connection {conn} failed: {reason}")]
+    Write {
+        /// The connection.
+        conn: ConnId,
+        /// Why.
+        reason: String,
+    },
+    /// The server has stopped.
+    #[error("the server has stopped")]
+    Stopped,
+}
+
+/// One frame from a client, handed to the [`Service`].
+pub struct Request<'a> {
+    /// The connection it came on.
+    pub conn: ConnId,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Sync (the returned object is sent back) or async (it is dropped).
+    pub msgtype: MsgType,
+    /// The decoded payload, borrowing the receive buffer.
+    pub payload: RayView<'a>,
+    /// Sends frames to this or other connections (pushes, fan-out).
+    pub server: &'a Pusher,
+}
+
+/// What a server does with its clients' frames.
+pub trait Service: Send + Sync + 'static {
+    /// Answers one frame. For a sync request the result is the response; for an
+    /// async one it is dropped. Runs on a worker thread.
+    fn handle(&self, req: Request<'_>) -> RayObj;
+    /// As [`Service::handle`], for a service that can answer with a value it
+    /// already holds (a global table, say): the server encodes it straight from
+    /// there, without a copy. The default wraps [`Service::handle`].
+    fn handle_shared(&self, req: Request<'_>) -> Arc<RayObj> {
+        Arc::new(self.handle(req))
+    }
+    /// A client finished its handshake.
+    fn opened(&self, _conn: ConnId, _peer: SocketAddr) {}
+    /// A client's connection is gone.
+    fn closed(&self, _conn: ConnId) {}
+}
+
+struct Inner {
+    config: ServerConfig,
+    limits: Limits,
+    service: Arc<dyn Service>,
+    conns: Mutex<HashMap<ConnId, Arc<Conn>>>,
+    active: AtomicUsize,
+    next_id: AtomicU64,
+    jobs: crossbeam_channel::Sender<Arc<Conn>>,
+    reactor: Reactor,
+    stopping: AtomicBool,
+    addr: SocketAddr,
+    pusher: Pusher,
+    flusher: Arc<flush::Flusher>,
+}
+
+/// Sends frames to a server's connections from anywhere (a [`Service`], another
+/// thread). Holds the server weakly: once the server stops, sends fail.
+#[derive(Clone)]
+pub struct Pusher {
+    inner: Weak<Inner>,
+}
+
+impl std::fmt::Debug for Pusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pusher").finish_non_exhaustive()
+    }
+}
+
+impl Pusher {
+    /// Sends `obj` to connection `conn` as an async frame (a server push).
+    pub fn push(&self, conn: ConnId, obj: &RayObj) -> Result<(), ServerError> {
+        self.conn(conn)?.send(obj, MsgType::Async)
+    }
+
+    /// Sends an already encoded frame (header included) to `conn`: encode once,
+    /// send to many.
+    pub fn push_frame(&self, conn: ConnId, frame: &[u8]) -> Result<(), ServerError> {
+        self.conn(conn)?.send_raw(frame)
+    }
+
+    /// Queues whole, already encoded `frames` for `conn` and writes what its socket
+    /// takes now, never blocking (see [`ConnHandle::try_push_frames`]).
+    pub fn try_push_frames(
+        &self,
+        conn: ConnId,
+        frames: &[Arc<[u8]>],
+        limit: usize,
+    ) -> Result<Pushed, PushError> {
+        match self.conn(conn) {
+            Ok(c) => c.try_push_frames(frames, limit),
+            Err(_) => Err(PushError::Closed),
+        }
+    }
+
+    /// A handle on connection `conn` for repeated non-blocking pushes, without
+    /// looking the connection up each time.
+    pub fn handle(&self, conn: ConnId) -> Result<ConnHandle, ServerError> {
+        Ok(ConnHandle {
+            conn: self.conn(conn)?,
+        })
+    }
+
+    /// Whether the server is still running.
+    pub fn is_running(&self) -> bool {
+        self.inner
+            .upgrade()
+            .is_some_and(|i| !i.stopping.load(Ordering::Acquire))
+    }
+
+    /// The connections open now.
+    pub fn connections(&self) -> Vec<ConnId> {
+        match self.inner.upgrade() {
+            Some(i) => crate::server::lock(&i.conns).keys().copied().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Closes connection `conn`.
+    pub fn close(&self, conn: ConnId) -> Result<(), ServerError> {
+        self.conn(conn)?.shutdown();
+        Ok(())
+    }
+
+    fn conn(&self, id: ConnId) -> Result<Arc<Conn>, ServerError> {
+        let inner = self.inner.upgrade().ok_or(ServerError::Stopped)?;
+        let c = lock(&inner.conns).get(&id).cloned();
+        c.ok_or(ServerError::NoConnection(id))
+    }
+}
+
+/// What [`ConnHandle::try_push_frames`] did with the frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Every byte went to the socket.
+    Written,
+    /// Bytes wait in the connection's queue; `queued` is all it holds now. They
+    /// go out, whole and in order, as soon as the socket drains.
+    Queued {
+        /// Bytes queued for the connection.
+        queued: usize,
+    },
+}
+
+/// Why [`ConnHandle::try_push_frames`] refused frames (nothing was queued).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// The frames would take the connection's queue over its limit.
+    #[error("queue full: {queued} bytes queued, limit {limit}")]
+    Overflow {
+        /// Bytes queued now.
+        queued: usize,
+        /// The limit asked for.
+        limit: usize,
+    },
+    /// The connection is closed.
+    #[error("the connection is closed")]
+    Closed,
+}
+
+/// One connection, held for pushing to it repeatedly (fan-out): no lookup per
+/// push. Holding it keeps the connection's socket allocated, so drop it when the
+/// connection closes ([`Service::closed`]).
+#[derive(Clone)]
+pub struct ConnHandle {
+    conn: Arc<Conn>,
+}
+
+impl std::fmt::Debug for ConnHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnHandle")
+            .field("id", &self.conn.id)
+            .field("peer", &self.conn.peer)
+            .finish()
+    }
+}
+
+impl ConnHandle {
+    /// The connection's id.
+    pub fn id(&self) -> ConnId {
+        self.conn.id
+    }
+
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.conn.peer
+    }
+
+    /// Whether the connection is still open.
+    pub fn is_open(&self) -> bool {
+        self.conn.is_open()
+    }
+
+    /// Queues whole, already encoded `frames` (headers included; shared, never
+    /// copied) behind what the connection has queued, and writes as much as the
+    /// socket takes now with one vectored write. Never blocks: what the socket does
+    /// not take is written by the server's flusher thread when it drains, together
+    /// with whatever was queued meanwhile. Replies to the connection's requests
+    /// wait behind queued frames, so nothing interleaves.
+    ///
+    /// Refused, with nothing queued, when more than `limit` bytes would be queued
+    /// ([`PushError::Overflow`]), or when the connection is closed.
+    pub fn try_push_frames(&self, frames: &[Arc<[u8]>], limit: usize) -> Result<Pushed, PushError> {
+        self.conn.try_push_frames(frames, limit)
+    }
+
+    /// Bytes queued for the connection now.
+    pub fn queued_bytes(&self) -> usize {
+        lock(&self.conn.tx).bytes
+    }
+
+    /// The most bytes the connection ever had queued.
+    pub fn queued_high_water(&self) -> usize {
+        lock(&self.conn.tx).hwm
+    }
+
+    /// Closes the connection.
+    pub fn close(&self) {
+        self.conn.shutdown();
+    }
+}
+
+/// A running server. Dropping it stops it.
+pub struct Server {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.inner.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere must not take the server down with a poisoned lock.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Server {
+    /// Binds, starts the reactor, the workers and the accept loop, and returns.
+    pub fn start(config: ServerConfig, service: Arc<dyn Service>) -> Result<Server, ServerError> {
+        let listener = TcpListener::bind(config.bind).map_err(|source| ServerError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(ServerError::Start)?;
+        let reactor = Reactor::new().map_err(ServerError::Start)?;
+        let (jobs, rx) = crossbeam_channel::unbounded::<Arc<Conn>>();
+        let limits = Limits {
+            max_frame: config.max_frame,
+            ..Limits::default()
+        };
+        let threads_n = config.threads.max(1);
+        let inner = Arc::new_cyclic(|weak| Inner {
+            config,
+            limits,
+            service,
+            conns: Mutex::new(HashMap::new()),
+            active: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            jobs,
+            reactor,
+            stopping: AtomicBool::new(false),
+            addr,
+            pusher: Pusher {
+                inner: weak.clone(),
+            },
+            flusher: Arc::new(flush::Flusher::new()),
+        });
+        let mut threads = Vec::new();
+        for i in 0..threads_n {
+            let rx = rx.clone();
+            let weak = Arc::downgrade(&inner);
+            let t = std::thread::Builder::new()
+                .name(format!("raywire-worker-{i}"))
+                .spawn(move || conn::worker(rx, weak))
+                .map_err(ServerError::Start)?;
+            threads.push(t);
+        }
+        let weak = Arc::downgrade(&inner);
+        threads.push(
+            std::thread::Builder::new()
+                .name("raywire-accept".into())
+                .spawn(move || accept_loop(listener, weak))
+                .map_err(ServerError::Start)?,
+        );
+        let weak = Arc::downgrade(&inner);
+        threads.push(
+            std::thread::Builder::new()
+                .name("raywire-timer".into())
+                .spawn(move || handshake_reaper(weak))
+                .map_err(ServerError::Start)?,
+        );
+        tracing::info!(%addr, "raywire server listening");
+        Ok(Server {
+            inner,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// The port the server listens on (useful after binding port 0).
+    pub fn port(&self) -> u16 {
+        self.inner.addr.port()
+    }
+
+    /// A handle for sending frames to connections.
+    pub fn pusher(&self) -> Pusher {
+        self.inner.pusher.clone()
+    }
+
+    /// Number of connections open now (handshaking or ready).
+    pub fn connection_count(&self) -> usize {
+        self.inner.active.load(Ordering::Acquire)
+    }
+
+    /// Blocks the calling thread until the server stops.
+    pub fn wait(&self) {
+        let threads: Vec<_> = lock(&self.threads).drain(..).collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    /// Stops accepting, closes every connection and joins the server's threads.
+    pub fn stop(&self) {
+        if self.inner.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Wake the blocking accept with a connection of our own.
+        let wake = match self.inner.addr {
+            SocketAddr::V4(a) if a.ip().is_unspecified() => {
+                SocketAddr::from(([127, 0, 0, 1], a.port()))
+            }
+            SocketAddr::V6(a) if a.ip().is_unspecified() => {
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+            }
+            a => a,
+        };
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        let conns: Vec<Arc<Conn>> = lock(&self.inner.conns).drain().map(|(_, c)| c).collect();
+        for c in conns {
+            c.shutdown();
+        }
+        self.inner.reactor.stop();
+        self.inner.flusher.stop();
+        // Workers notice `stopping` within one receive timeout.
+        self.wait_workers();
+    }
+
+    fn wait_workers(&self) {
+        let threads: Vec<_> = lock(&self.threads).drain(..).collect();
+        for t in threads {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    match addr {
+        SocketAddr::V4(a) => a.ip().is_loopback(),
+        SocketAddr::V6(a) => {
+            a.ip().is_loopback() || a.ip().to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+fn accept_loop(listener: TcpListener, weak: Weak<Inner>) {
+    loop {
+        let accepted = listener.accept();
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                drop(inner);
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+        };
+        if inner.config.loopback_only() && !is_loopback(&peer) {
+            tracing::warn!(%peer, "refused: no credentials are configured, so only loopback clients may connect (use --auth or --bind)");
+            continue;
+        }
+        if inner.active.load(Ordering::Acquire) >= inner.config.max_connections {
+            tracing::warn!(%peer, max = inner.config.max_connections, "refused: connection limit reached");
+            continue;
+        }
+        if let Err(e) = conn::open(&inner, stream, peer) {
+            tracing::warn!(%peer, "could not set up connection: {e}");
+        }
+    }
+}
+
+fn handshake_reaper(weak: Weak<Inner>) {
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        let late: Vec<Arc<Conn>> = lock(&inner.conns)
+            .values()
+            .filter(|c| c.handshake_overdue())
+            .cloned()
+            .collect();
+        for c in late {
+            tracing::warn!(peer = %c.peer, "closed: handshake not finished within {:?}", inner.config.handshake_timeout);
+            c.shutdown();
+        }
+    }
+}
