@@ -1,17 +1,23 @@
-//! `raywire`: a command-line client for RayforceDB servers (the core's or raywire's).
+//! `raywire`: a RayforceDB-wire server, client and local prompt.
 //!
 //! ```text
-//! raywire --connect localhost:5000 -e '(+ 1 2 3)'    # one expression, printed as the core prints it
+//! raywire -p 5000                                    # serve (loopback only without --auth)
+//! raywire -p 5000 --auth alice:s3cret --bind 0.0.0.0 -e '(set t (til 10))'
+//! raywire --connect localhost:5000 -e '(+ 1 2)'      # one expression, printed as the core prints it
 //! raywire --connect localhost:5000                   # a line-by-line prompt over the connection
+//! raywire                                            # a local prompt (built-in evaluator)
 //! ```
 
 use clap::{Args, Parser};
+use raywire::Rayforce;
 use raywire::ipc::{ConnectOptions, Connection, IpcError};
+use raywire::server::{Credentials, ServerConfig};
+use std::net::SocketAddr;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// A RayforceDB IPC client (and, later, server).
+/// A RayforceDB IPC server, client and local prompt.
 #[derive(Debug, Parser)]
 #[command(name = "raywire", version, about)]
 struct Cli {
@@ -25,15 +31,11 @@ struct Cli {
 #[derive(Debug, Args)]
 struct ClientArgs {
     /// Connect to the server at HOST:PORT.
-    #[arg(short = 'c', long, value_name = "HOST:PORT")]
+    #[arg(short = 'c', long, value_name = "HOST:PORT", conflicts_with = "port")]
     connect: Option<String>,
-    /// Evaluate EXPR on the server, print the result and exit.
-    #[arg(
-        short = 'e',
-        long = "execute",
-        value_name = "EXPR",
-        requires = "connect"
-    )]
+    /// Evaluate EXPR: on the server with --connect (print and exit), at start-up
+    /// with -p (e.g. to load data), else locally (print and exit).
+    #[arg(short = 'e', long = "execute", value_name = "EXPR")]
     execute: Option<String>,
     /// User name, for a server that requires credentials.
     #[arg(long, requires = "password")]
@@ -49,10 +51,66 @@ struct ClientArgs {
     compress: bool,
 }
 
-/// Server mode (not built yet): its flags (`-p PORT`, `--bind`, `--auth`, ...)
-/// will live here.
+/// Server mode: where to listen and who may connect.
 #[derive(Debug, Args)]
-struct ServerArgs {}
+struct ServerArgs {
+    /// Serve on PORT (loopback only unless --bind or --auth is given).
+    #[arg(short = 'p', long, value_name = "PORT")]
+    port: Option<u16>,
+    /// Listen on ADDR (an IP address) instead of loopback; clients from anywhere
+    /// may then connect, credentials or not.
+    #[arg(long, value_name = "ADDR", requires = "port")]
+    bind: Option<std::net::IpAddr>,
+    /// Require this user:password from clients.
+    #[arg(long, value_name = "USER:PASSWORD", requires = "port", conflicts_with = "auth_file")]
+    auth: Option<String>,
+    /// Require one of the user:password lines of FILE.
+    #[arg(long, value_name = "FILE", requires = "port")]
+    auth_file: Option<std::path::PathBuf>,
+    /// Largest frame accepted from a client, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30, requires = "port")]
+    max_frame: u64,
+    /// Most clients connected at once.
+    #[arg(long, value_name = "N", default_value_t = 4096, requires = "port")]
+    max_connections: usize,
+    /// Worker threads evaluating queries (default: one per core).
+    #[arg(long, value_name = "N", requires = "port")]
+    threads: Option<usize>,
+    /// Time a client has to finish its handshake, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000, requires = "port")]
+    handshake_timeout: u64,
+}
+
+impl ServerArgs {
+    fn config(&self, port: u16) -> Result<ServerConfig, String> {
+        let mut c = ServerConfig::local(port);
+        let auth = match (&self.auth, &self.auth_file) {
+            (Some(spec), _) => Some(Credentials::parse(spec).map_err(|e| format!("--auth: {e}"))?),
+            (None, Some(path)) => Some(
+                Credentials::from_file(path)
+                    .map_err(|e| format!("--auth-file {}: {e}", path.display()))?,
+            ),
+            (None, None) => None,
+        };
+        match self.bind {
+            Some(ip) => {
+                c.bind = SocketAddr::new(ip, port);
+                c.bind_explicit = true;
+            }
+            // With credentials, listen everywhere; without, loopback only.
+            None if auth.is_some() => c.bind = SocketAddr::from(([0, 0, 0, 0], port)),
+            None => {}
+        }
+        c.auth = auth;
+        c.max_frame = self.max_frame;
+        c.max_connections = self.max_connections;
+        if let Some(t) = self.threads {
+            c.threads = t.max(1);
+        }
+        c.handshake_timeout = Duration::from_millis(self.handshake_timeout);
+        Ok(c)
+    }
+}
 
 fn split_addr(s: &str) -> Option<(&str, u16)> {
     let (host, port) = s.rsplit_once(':')?;
@@ -83,7 +141,9 @@ fn run_one(conn: &Connection, expr: &str) -> bool {
     }
 }
 
-fn prompt(conn: &Connection) -> ExitCode {
+/// Reads lines from stdin and hands each to `run`, until end of input, `exit`, or
+/// `run` says to stop.
+fn prompt(mut run: impl FnMut(&str) -> Flow) -> ExitCode {
     let interactive = std::io::stdin().is_terminal();
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
@@ -107,26 +167,108 @@ fn prompt(conn: &Connection) -> ExitCode {
         if line == "\\\\" || line == "exit" {
             return ExitCode::SUCCESS;
         }
-        run_one(conn, line);
-        if !conn.is_connected() {
-            eprintln!("error: connection closed");
+        if let Flow::Stop = run(line) {
             return ExitCode::FAILURE;
         }
     }
 }
 
+/// Whether the prompt goes on.
+enum Flow {
+    Go,
+    Stop,
+}
+
+/// Evaluates `src` locally and prints the result as the core would.
+fn eval_local(ray: &Rayforce, src: &str) -> bool {
+    match ray.eval(src) {
+        Ok(raywire::RayObj::Null) => true,
+        Ok(obj) if obj.is_error() => {
+            eprintln!("{obj}");
+            false
+        }
+        Ok(obj) => {
+            println!("{obj:#}");
+            true
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            false
+        }
+    }
+}
+
+fn serve(cli: &Cli, port: u16) -> ExitCode {
+    let config = match cli.server.config(port) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("raywire: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ray = Rayforce::new();
+    if let Some(src) = &cli.client.execute {
+        // Start-up code loads data; its result is not printed, its failure is.
+        match ray.eval(src) {
+            Ok(obj) if obj.is_error() => {
+                eprintln!("raywire: -e failed: {obj}");
+                return ExitCode::FAILURE;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("raywire: -e failed: error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let bind = config.bind;
+    match ray.listen_with(config) {
+        Ok(server) => {
+            eprintln!("raywire: serving on {}", server.local_addr());
+            server.wait();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("raywire: cannot serve on {bind}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn local(cli: &Cli) -> ExitCode {
+    let ray = Rayforce::new();
+    match &cli.client.execute {
+        Some(src) => {
+            if eval_local(&ray, src) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        None => prompt(|line| {
+            eval_local(&ray, line);
+            Flow::Go
+        }),
+    }
+}
+
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A server logs its connections' fates; a client or prompt only trouble.
+    let level = if cli.server.port.is_some() {
+        tracing::Level::INFO
+    } else {
+        tracing::Level::WARN
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::WARN)
+        .with_max_level(level)
         .init();
-    let cli = Cli::parse();
-    let _ = &cli.server;
+    if let Some(port) = cli.server.port {
+        return serve(&cli, port);
+    }
     let Some(target) = cli.client.connect.as_deref() else {
-        eprintln!(
-            "raywire: server mode is not built yet; use --connect HOST:PORT to run as a client"
-        );
-        return ExitCode::from(2);
+        return local(&cli);
     };
     let Some((host, port)) = split_addr(target) else {
         eprintln!("raywire: --connect wants HOST:PORT, got {target:?}");
@@ -155,7 +297,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        None => prompt(&conn),
+        None => prompt(|line| {
+            run_one(&conn, line);
+            if conn.is_connected() {
+                Flow::Go
+            } else {
+                eprintln!("error: connection closed");
+                Flow::Stop
+            }
+        }),
     };
     let _ = conn.close();
     code
