@@ -24,7 +24,10 @@ impl Date {
     /// The wire date of a calendar date, `None` when it does not fit 32 bits of days.
     pub fn from_naive(d: NaiveDate) -> Option<Date> {
         let days = d.signed_duration_since(epoch()).num_days();
-        i32::try_from(days).ok().filter(|&d| d != i32::MIN).map(Date)
+        i32::try_from(days)
+            .ok()
+            .filter(|&d| d != i32::MIN)
+            .map(Date)
     }
 }
 
@@ -135,10 +138,19 @@ mod tests {
         let dt = d.and_hms_nano_opt(9, 30, 0, 5).unwrap();
         let ts = Timestamp::from_naive(dt).unwrap();
         assert_eq!(ts.to_naive(), Some(dt));
-        let before = NaiveDate::from_ymd_opt(1999, 12, 31).unwrap().and_hms_opt(23, 0, 0).unwrap();
-        assert_eq!(Timestamp::from_naive(before).unwrap().to_naive(), Some(before));
+        let before = NaiveDate::from_ymd_opt(1999, 12, 31)
+            .unwrap()
+            .and_hms_opt(23, 0, 0)
+            .unwrap();
+        assert_eq!(
+            Timestamp::from_naive(before).unwrap().to_naive(),
+            Some(before)
+        );
         let span = Duration::milliseconds(-1500);
-        assert_eq!(Timespan::from_duration(span).unwrap().to_duration(), Some(span));
+        assert_eq!(
+            Timespan::from_duration(span).unwrap().to_duration(),
+            Some(span)
+        );
         assert!(NaiveDate::try_from(Date::NULL).is_err());
     }
 }

@@ -12,8 +12,8 @@ use clap::{Args, Parser};
 use raywire::Rayforce;
 use raywire::ipc::{ConnectOptions, Connection, IpcError};
 use raywire::server::{Credentials, ServerConfig};
-use std::net::SocketAddr;
 use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -62,7 +62,12 @@ struct ServerArgs {
     #[arg(long, value_name = "ADDR", requires = "port")]
     bind: Option<std::net::IpAddr>,
     /// Require this user:password from clients.
-    #[arg(long, value_name = "USER:PASSWORD", requires = "port", conflicts_with = "auth_file")]
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        requires = "port",
+        conflicts_with = "auth_file"
+    )]
     auth: Option<String>,
     /// Require one of the user:password lines of FILE.
     #[arg(long, value_name = "FILE", requires = "port")]

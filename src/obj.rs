@@ -197,11 +197,15 @@ element!(u8, U8, |a, b| a == b, |_v| false);
 element!(i16, I16, |a, b| a == b, |v| *v == NULL_I16);
 element!(i32, I32, |a, b| a == b, |v| *v == NULL_I32);
 element!(i64, I64, |a, b| a == b, |v| *v == NULL_I64);
-element!(f32, F32, |a, b| a.to_bits() == b.to_bits() || a == b, |v| v.is_nan());
-element!(f64, F64, |a, b| a.to_bits() == b.to_bits() || a == b, |v| v.is_nan());
+element!(f32, F32, |a, b| a.to_bits() == b.to_bits() || a == b, |v| v
+    .is_nan());
+element!(f64, F64, |a, b| a.to_bits() == b.to_bits() || a == b, |v| v
+    .is_nan());
 element!(Date, Date, |a, b| a == b, |v| Date::is_null(*v));
 element!(Time, Time, |a, b| a == b, |v| Time::is_null(*v));
-element!(Timestamp, Timestamp, |a, b| a == b, |v| Timestamp::is_null(*v));
+element!(Timestamp, Timestamp, |a, b| a == b, |v| Timestamp::is_null(
+    *v
+));
 element!(Timespan, Timespan, |a, b| a == b, |v| Timespan::is_null(*v));
 element!(Guid, Guid, |a, b| a == b, |v| Guid::is_null(*v));
 element!(Symbol, Symbol, |a, b| a == b, |v| v.0.is_empty());

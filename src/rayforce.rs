@@ -98,7 +98,12 @@ impl Host for Rayforce {
                 _ => return Err(EvalError::new("type", "listen: expects an integer port")),
             },
             [_] => return Err(EvalError::new("type", "listen: expects an integer port")),
-            _ => return Err(EvalError::new("arity", "listen: expects one argument, a port")),
+            _ => {
+                return Err(EvalError::new(
+                    "arity",
+                    "listen: expects one argument, a port",
+                ));
+            }
         };
         let port = u16::try_from(port)
             .map_err(|_| EvalError::new("domain", "listen: the port must be 0..65535"))?;

@@ -45,15 +45,28 @@ fn serves_and_answers_its_own_client() {
     let target = format!("127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(10);
     let out = loop {
-        let r = run(&["--connect", &target, "-e", "(select {sym: sym total_value: (sum (* price qty)) from: trades by: sym})"]);
+        let r = run(&[
+            "--connect",
+            &target,
+            "-e",
+            "(select {sym: sym total_value: (sum (* price qty)) from: trades by: sym})",
+        ]);
         if r.0 || Instant::now() > deadline {
             break r;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(out.0, "client failed: {}", out.2);
-    assert!(out.1.contains("AAPL") && out.1.contains("45200.0"), "{}", out.1);
-    assert!(out.1.contains("MSFT") && out.1.contains("15000.0"), "{}", out.1);
+    assert!(
+        out.1.contains("AAPL") && out.1.contains("45200.0"),
+        "{}",
+        out.1
+    );
+    assert!(
+        out.1.contains("MSFT") && out.1.contains("15000.0"),
+        "{}",
+        out.1
+    );
     let bad = run(&["--connect", &target, "-e", "(invalid_query"]);
     assert!(!bad.0);
     assert_eq!(bad.2.trim(), "error: parse");

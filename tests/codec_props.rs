@@ -230,28 +230,58 @@ fn nesting_limit_is_enforced() {
 fn each_error_kind_is_reported() {
     use codec::DecodeError as E;
     let l = Limits::default();
-    assert!(matches!(codec::decode_view(&[], &l), Err(E::Truncated { .. })));
-    assert!(matches!(codec::decode_view(&[42], &l), Err(E::UnknownType { code: 42, .. })));
-    assert!(matches!(codec::decode_view(&[0x9e, 0], &l), Err(E::UnknownType { .. })));
-    assert!(matches!(codec::decode_view(&[0xf4, 0, b'a'], &l), Err(E::UnterminatedSymbol(_))));
-    assert!(matches!(codec::decode_view(&[0xf4, 0, 0xff, 0], &l), Err(E::InvalidUtf8(_))));
-    assert!(matches!(codec::decode_view(&[126, 0], &l), Err(E::TrailingBytes(1))));
+    assert!(matches!(
+        codec::decode_view(&[], &l),
+        Err(E::Truncated { .. })
+    ));
+    assert!(matches!(
+        codec::decode_view(&[42], &l),
+        Err(E::UnknownType { code: 42, .. })
+    ));
+    assert!(matches!(
+        codec::decode_view(&[0x9e, 0], &l),
+        Err(E::UnknownType { .. })
+    ));
+    assert!(matches!(
+        codec::decode_view(&[0xf4, 0, b'a'], &l),
+        Err(E::UnterminatedSymbol(_))
+    ));
+    assert!(matches!(
+        codec::decode_view(&[0xf4, 0, 0xff, 0], &l),
+        Err(E::InvalidUtf8(_))
+    ));
+    assert!(matches!(
+        codec::decode_view(&[126, 0], &l),
+        Err(E::TrailingBytes(1))
+    ));
     let mut frame = Vec::new();
     codec::encode_frame(&RayObj::from(1i64), MsgType::Sync, &mut frame);
     frame.push(0);
-    assert!(matches!(codec::decode_frame(&frame, &l), Err(E::SizeMismatch { .. })));
+    assert!(matches!(
+        codec::decode_frame(&frame, &l),
+        Err(E::SizeMismatch { .. })
+    ));
     let small = Limits { max_frame: 4, ..l };
     frame.pop();
-    assert!(matches!(codec::decode_frame(&frame, &small), Err(E::FrameTooLarge { .. })));
+    assert!(matches!(
+        codec::decode_frame(&frame, &small),
+        Err(E::FrameTooLarge { .. })
+    ));
     frame[5] = 0x09;
-    assert!(matches!(codec::decode_frame_owned(&frame, &l), Err(E::BadFlags(0x09))));
+    assert!(matches!(
+        codec::decode_frame_owned(&frame, &l),
+        Err(E::BadFlags(0x09))
+    ));
     // A table whose names and columns disagree.
     let mut t = vec![98u8, 0, 12, 3];
     t.extend_from_slice(&1i64.to_le_bytes());
     t.extend_from_slice(b"a\0");
     t.extend_from_slice(&[0, 0]);
     t.extend_from_slice(&0i64.to_le_bytes());
-    assert!(matches!(codec::decode_view(&t, &l), Err(E::Malformed { what: "table", .. })));
+    assert!(matches!(
+        codec::decode_view(&t, &l),
+        Err(E::Malformed { what: "table", .. })
+    ));
 }
 
 #[test]
@@ -263,7 +293,10 @@ fn numeric_column_view_borrows_the_frame() {
     let view = codec::decode_view(&payload[6..], &Limits::default()).unwrap();
     if let Some(col) = view.column::<i64>() {
         let ptr = col.as_bytes().as_ptr() as usize;
-        assert!(ptr >= base && ptr < base + payload.len(), "column must point into the frame");
+        assert!(
+            ptr >= base && ptr < base + payload.len(),
+            "column must point into the frame"
+        );
         assert_eq!(col.get(999), Some(999));
         assert_eq!(col.iter().sum::<i64>(), (0..1000).sum());
         if (base + 16) % 8 == 0 {

@@ -104,7 +104,14 @@ fn lambda_reencodes_its_own_bytes() {
 fn non_canonical_bool_atom_is_rejected() {
     let err = decode_view(&hex(BOOL_FF), &Limits::default()).unwrap_err();
     assert!(
-        matches!(err, codec::DecodeError::Malformed { what: "bool atom", offset: 2, .. }),
+        matches!(
+            err,
+            codec::DecodeError::Malformed {
+                what: "bool atom",
+                offset: 2,
+                ..
+            }
+        ),
         "{err:?}"
     );
     for (b, v) in [(0u8, false), (1, true)] {

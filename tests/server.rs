@@ -1,10 +1,10 @@
 //! The server's limits and its robustness: every bad client gets its outcome, and
 //! the server still answers a fresh one.
 
+use raywire::RayObj;
 use raywire::codec::{self, MsgType};
 use raywire::ipc::{ConnectOptions, IpcError, hopen};
 use raywire::server::{Credentials, Request, Server, ServerConfig, Service};
-use raywire::RayObj;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -58,7 +58,9 @@ fn closed_by_server(s: &mut TcpStream) -> bool {
 fn answers_sync_requests_in_order() {
     let server = start(|_| {});
     let conn = hopen("127.0.0.1", server.port()).unwrap();
-    let replies: Vec<_> = (0..50i64).map(|i| conn.submit(&RayObj::from(i)).unwrap()).collect();
+    let replies: Vec<_> = (0..50i64)
+        .map(|i| conn.submit(&RayObj::from(i)).unwrap())
+        .collect();
     for (i, r) in replies.into_iter().enumerate() {
         assert_eq!(r.wait().unwrap(), RayObj::from(i as i64));
     }
@@ -87,7 +89,9 @@ fn malformed_payload_closes_the_connection() {
     let mut hs = [0u8; 2];
     s.read_exact(&mut hs).unwrap();
     // A valid header around a payload with an unknown type byte.
-    let mut f = codec::FrameHeader::new(MsgType::Sync, 1).to_bytes().to_vec();
+    let mut f = codec::FrameHeader::new(MsgType::Sync, 1)
+        .to_bytes()
+        .to_vec();
     f.push(77);
     s.write_all(&f).unwrap();
     assert!(closed_by_server(&mut s));
@@ -100,7 +104,10 @@ fn oversized_frame_is_refused() {
     let conn = hopen("127.0.0.1", server.port()).unwrap();
     let big = RayObj::from((0..10_000i64).collect::<Vec<_>>());
     let r = conn.send(&big);
-    assert!(matches!(r, Err(IpcError::Closed) | Err(IpcError::Io(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(IpcError::Closed) | Err(IpcError::Io(_))),
+        "{r:?}"
+    );
     still_answers(&server);
 }
 
@@ -133,7 +140,11 @@ fn client_leaving_mid_frame_is_harmless() {
         let mut hs = [0u8; 2];
         s.read_exact(&mut hs).unwrap();
         let mut f = Vec::new();
-        codec::encode_frame(&RayObj::from((0..1000i64).collect::<Vec<_>>()), MsgType::Sync, &mut f);
+        codec::encode_frame(
+            &RayObj::from((0..1000i64).collect::<Vec<_>>()),
+            MsgType::Sync,
+            &mut f,
+        );
         s.write_all(&f[..f.len() / 2]).unwrap();
     }
     still_answers(&server);
@@ -162,7 +173,11 @@ fn slow_query_does_not_stall_others() {
     let pending = slow.submit(&RayObj::string("sleep")).unwrap();
     let t = Instant::now();
     still_answers(&server);
-    assert!(t.elapsed() < Duration::from_millis(700), "a fast client waited {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(700),
+        "a fast client waited {:?}",
+        t.elapsed()
+    );
     assert_eq!(pending.wait().unwrap(), RayObj::string("sleep"));
 }
 
@@ -173,7 +188,10 @@ fn a_thousand_connections_at_once() {
         .map(|_| hopen("127.0.0.1", server.port()).expect("connects"))
         .collect();
     for (i, c) in conns.iter().enumerate().step_by(37) {
-        assert_eq!(c.send(&RayObj::from(i as i64)).unwrap(), RayObj::from(i as i64));
+        assert_eq!(
+            c.send(&RayObj::from(i as i64)).unwrap(),
+            RayObj::from(i as i64)
+        );
     }
     assert_eq!(server.connection_count(), 1000);
     drop(conns);
@@ -188,7 +206,9 @@ fn a_thousand_connections_at_once() {
 #[test]
 fn connection_limit_is_enforced() {
     let server = start(|c| c.max_connections = 3);
-    let held: Vec<_> = (0..3).map(|_| hopen("127.0.0.1", server.port()).unwrap()).collect();
+    let held: Vec<_> = (0..3)
+        .map(|_| hopen("127.0.0.1", server.port()).unwrap())
+        .collect();
     let r = ConnectOptions::new("127.0.0.1", server.port())
         .timeout(Duration::from_secs(2))
         .connect();
@@ -214,7 +234,10 @@ fn pushes_reach_the_client() {
     }
     let rx = conn.pushes();
     for i in 0..10i64 {
-        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), RayObj::from(i));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            RayObj::from(i)
+        );
     }
     // A push to a connection that does not exist is an error, not a panic.
     assert!(pusher.push(999_999, &RayObj::Null).is_err());

@@ -131,7 +131,10 @@ fn main() {
     }
 
     println!("\nserver bench: medians over {ROUNDS} interleaved rounds (raywire client)");
-    println!("{:<34} {:>14} {:>14} {:>16}", "figure", "raywire", "core", "raywire / core");
+    println!(
+        "{:<34} {:>14} {:>14} {:>16}",
+        "figure", "raywire", "core", "raywire / core"
+    );
     let p = [median(pings[0].clone()), median(pings[1].clone())];
     println!(
         "{:<34} {:>11.1} us {:>11.1} us {:>15.2}x",

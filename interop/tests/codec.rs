@@ -105,7 +105,11 @@ fn core_frames_decode_and_reencode_byte_for_byte() {
         codec::encode_frame(&view, header.msgtype, &mut from_view);
         assert_eq!(from_view, frame, "re-encoding the view of {expr}");
         // And the core reads raywire's bytes back as the value it started from.
-        assert_eq!(core_de_equals(&again, expr), Ok(true), "core decoding raywire's {expr}");
+        assert_eq!(
+            core_de_equals(&again, expr),
+            Ok(true),
+            "core decoding raywire's {expr}"
+        );
     }
 }
 
@@ -136,9 +140,7 @@ fn built() -> Vec<(&'static str, RayObj)> {
         ("09:30:00", RayObj::from(Time(34_200_000))),
         (
             "2024.01.15D09:30:00.123456789",
-            RayObj::from(Timestamp(
-                8780 * 86_400_000_000_000 + 34_200_123_456_789,
-            )),
+            RayObj::from(Timestamp(8780 * 86_400_000_000_000 + 34_200_123_456_789)),
         ),
         (
             "1D02:03:04.000000005",
@@ -147,8 +149,8 @@ fn built() -> Vec<(&'static str, RayObj)> {
         (
             "(as 'guid \"01234567-89ab-cdef-0123-456789abcdef\")",
             RayObj::from(Guid([
-                0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89,
-                0xab, 0xcd, 0xef,
+                0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
+                0xcd, 0xef,
             ])),
         ),
         ("'AAPL", sym_atom("AAPL")),
@@ -163,8 +165,14 @@ fn built() -> Vec<(&'static str, RayObj)> {
         ("0Np", null(T::Timestamp)),
         ("0Nn", null(T::Timespan)),
         ("0Ng", null(T::Guid)),
-        ("[100 200 300]", RayVector::<i64>::from_iter([100, 200, 300]).into()),
-        ("[1 0N 3]", RayVector::<i64>::from_iter([1, i64::MIN, 3]).into()),
+        (
+            "[100 200 300]",
+            RayVector::<i64>::from_iter([100, 200, 300]).into(),
+        ),
+        (
+            "[1 0N 3]",
+            RayVector::<i64>::from_iter([1, i64::MIN, 3]).into(),
+        ),
         ("[1.5 2.0 -3.25]", RayObj::from(vec![1.5f64, 2.0, -3.25])),
         ("[1.0 0Nf]", RayObj::from(vec![1.0f64, f64::NAN])),
         ("[true false true]", RayObj::from(vec![true, false, true])),
@@ -182,7 +190,10 @@ fn built() -> Vec<(&'static str, RayObj)> {
             "[\"a\" \"bc\"]",
             RayObj::from(vec!["a".to_string(), "bc".to_string()]),
         ),
-        ("(til 100000)", RayObj::from((0..100_000i64).collect::<Vec<_>>())),
+        (
+            "(til 100000)",
+            RayObj::from((0..100_000i64).collect::<Vec<_>>()),
+        ),
         ("(til 0)", RayObj::from(Vec::<i64>::new())),
         (
             "[09:30:00 09:31:00 09:32:00]",
@@ -225,7 +236,11 @@ fn values_built_in_rust_match_the_core_byte_for_byte() {
         codec::encode_frame(&obj, MsgType::Async, &mut ours);
         let theirs = core_ser(expr).unwrap();
         assert_eq!(hex(&ours), hex(&theirs), "bytes of {expr}");
-        assert_eq!(core_de_equals(&ours, expr), Ok(true), "core decoding {expr}");
+        assert_eq!(
+            core_de_equals(&ours, expr),
+            Ok(true),
+            "core decoding {expr}"
+        );
         let (_, back) = codec::decode_frame_owned(&theirs, &limits()).unwrap();
         assert_eq!(back, obj, "raywire decoding the core's {expr}");
     }
@@ -280,7 +295,12 @@ fn raywire_compressed_frames_are_the_cores_bytes() {
         let plain = core_ser(expr).unwrap();
         let (_, obj) = codec::decode_frame_owned(&plain, &limits()).unwrap();
         let mut ours = Vec::new();
-        codec::encode_frame_compressed(&obj, MsgType::Async, Compression::Core { threshold: 0 }, &mut ours);
+        codec::encode_frame_compressed(
+            &obj,
+            MsgType::Async,
+            Compression::Core { threshold: 0 },
+            &mut ours,
+        );
         let theirs = core_compress_frame(&plain, 0).unwrap().unwrap();
         assert_eq!(hex(&ours), hex(&theirs), "compressed bytes of {expr}");
         assert_eq!(core_decompress_frame(&ours).unwrap(), plain);
@@ -291,7 +311,12 @@ fn raywire_compressed_frames_are_the_cores_bytes() {
     assert_eq!(core_compress_frame(&plain, 2000).unwrap(), None);
     let (_, obj) = codec::decode_frame_owned(&plain, &limits()).unwrap();
     let mut ours = Vec::new();
-    codec::encode_frame_compressed(&obj, MsgType::Async, Compression::Core { threshold: 2000 }, &mut ours);
+    codec::encode_frame_compressed(
+        &obj,
+        MsgType::Async,
+        Compression::Core { threshold: 2000 },
+        &mut ours,
+    );
     assert_eq!(ours, plain);
 }
 
@@ -300,7 +325,12 @@ fn lz4_frames_round_trip_and_stay_raywire_only() {
     let plain = core_ser("(til 100000)").unwrap();
     let (_, obj) = codec::decode_frame_owned(&plain, &limits()).unwrap();
     let mut ours = Vec::new();
-    codec::encode_frame_compressed(&obj, MsgType::Async, Compression::Lz4 { threshold: 2000 }, &mut ours);
+    codec::encode_frame_compressed(
+        &obj,
+        MsgType::Async,
+        Compression::Lz4 { threshold: 2000 },
+        &mut ours,
+    );
     assert_eq!(ours[5], codec::FLAG_LZ4);
     assert!(ours.len() < plain.len());
     let (_, back) = codec::decode_frame_owned(&ours, &limits()).unwrap();

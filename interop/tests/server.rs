@@ -4,7 +4,8 @@ use interop::{core_client_execute, core_client_execute_auth, core_eval_fmt};
 use raywire::Rayforce;
 use raywire::server::{Credentials, Server, ServerConfig};
 
-const TRADES: &str = "(set trades (table [sym price qty] (list [AAPL MSFT AAPL] [150.0 300.0 151.0] [100 50 200])))";
+const TRADES: &str =
+    "(set trades (table [sym price qty] (list [AAPL MSFT AAPL] [150.0 300.0 151.0] [100 50 200])))";
 const SELECT: &str = "(select {sym: sym total_value: (sum (* price qty)) from: trades by: sym})";
 
 fn serve(auth: Option<&str>) -> (Rayforce, Server) {
@@ -22,8 +23,14 @@ fn core_client_runs_the_complete_example() {
     assert_eq!(core_client_execute(port, "(+ 1 2)"), Ok("3".to_string()));
     core_client_execute(port, TRADES).expect("creates trades");
     let printed = core_client_execute(port, SELECT).expect("runs the select");
-    assert!(printed.contains("AAPL") && printed.contains("45200.0"), "{printed}");
-    assert!(printed.contains("MSFT") && printed.contains("15000.0"), "{printed}");
+    assert!(
+        printed.contains("AAPL") && printed.contains("45200.0"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("MSFT") && printed.contains("15000.0"),
+        "{printed}"
+    );
     // The same select printed by the core on its own data: identical.
     core_eval_fmt(TRADES).unwrap();
     assert_eq!(printed, core_eval_fmt(SELECT).unwrap());

@@ -199,12 +199,16 @@ mod tests {
 
     #[test]
     fn core_scheme_round_trips() {
-        let data: Vec<u8> = (0..10_000u32).flat_map(|i| (i as i64).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..10_000u32)
+            .flat_map(|i| (i as i64).to_le_bytes())
+            .collect();
         let c = core_compress(&data, CORE_COMPRESS_THRESHOLD).expect("compressible");
         assert!(c.len() < data.len());
         assert_eq!(core_decompress(&c, usize::MAX).unwrap(), data);
         assert!(core_compress(&data[..100], CORE_COMPRESS_THRESHOLD).is_none());
-        let noise: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let noise: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         if let Some(c) = core_compress(&noise, 0) {
             assert_eq!(core_decompress(&c, usize::MAX).unwrap(), noise);
         }
@@ -215,12 +219,24 @@ mod tests {
         // Claims 2^31 bytes from a 6-byte body: refused before allocating.
         let mut p = (1u32 << 31).to_le_bytes().to_vec();
         p.extend_from_slice(&[127, 0, 127, 0, 127, 0]);
-        assert!(matches!(core_decompress(&p, usize::MAX), Err(DecodeError::DecompressedSizeMismatch { .. })));
+        assert!(matches!(
+            core_decompress(&p, usize::MAX),
+            Err(DecodeError::DecompressedSizeMismatch { .. })
+        ));
         assert!(core_decompress(&[1, 0], 10).is_err());
-        assert!(matches!(core_decompress(&[0, 0, 0, 0], 10), Err(DecodeError::BadCompression(_))));
+        assert!(matches!(
+            core_decompress(&[0, 0, 0, 0], 10),
+            Err(DecodeError::BadCompression(_))
+        ));
         let mut p = 10u32.to_le_bytes().to_vec();
         p.extend_from_slice(&[5, 1]);
-        assert!(matches!(core_decompress(&p, 100), Err(DecodeError::DecompressedSizeMismatch { expected: 10, got: 5 })));
+        assert!(matches!(
+            core_decompress(&p, 100),
+            Err(DecodeError::DecompressedSizeMismatch {
+                expected: 10,
+                got: 5
+            })
+        ));
     }
 
     #[test]
@@ -228,7 +244,10 @@ mod tests {
         let data = vec![7u8; 100_000];
         let c = lz4_compress(&data).unwrap();
         assert_eq!(lz4_decompress(&c, usize::MAX).unwrap(), data);
-        assert!(matches!(lz4_decompress(&c, 1000), Err(DecodeError::FrameTooLarge { .. })));
+        assert!(matches!(
+            lz4_decompress(&c, 1000),
+            Err(DecodeError::FrameTooLarge { .. })
+        ));
         let mut lie = c.clone();
         lie[..4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(lz4_decompress(&lie, usize::MAX).is_err());

@@ -143,22 +143,43 @@ mod tests {
         let b = h.to_bytes();
         assert_eq!(&b[..8], &[0xfa, 0xde, 0xfa, 0xce, 3, 0, 0, 1]);
         assert_eq!(FrameHeader::parse(&b, u64::MAX), Ok(h));
-        assert!(matches!(FrameHeader::parse(&b[..15], 100), Err(DecodeError::Truncated { .. })));
-        assert!(matches!(FrameHeader::parse(&b, 41), Err(DecodeError::FrameTooLarge { .. })));
+        assert!(matches!(
+            FrameHeader::parse(&b[..15], 100),
+            Err(DecodeError::Truncated { .. })
+        ));
+        assert!(matches!(
+            FrameHeader::parse(&b, 41),
+            Err(DecodeError::FrameTooLarge { .. })
+        ));
         let mut bad = b;
         bad[0] = 0;
-        assert!(matches!(FrameHeader::parse(&bad, 100), Err(DecodeError::BadPrefix(_))));
+        assert!(matches!(
+            FrameHeader::parse(&bad, 100),
+            Err(DecodeError::BadPrefix(_))
+        ));
         let mut bad = b;
         bad[4] = 2;
-        assert!(matches!(FrameHeader::parse(&bad, 100), Err(DecodeError::WrongVersion { theirs: 2, .. })));
+        assert!(matches!(
+            FrameHeader::parse(&bad, 100),
+            Err(DecodeError::WrongVersion { theirs: 2, .. })
+        ));
         let mut bad = b;
         bad[6] = 1;
-        assert_eq!(FrameHeader::parse(&bad, 100), Err(DecodeError::WrongEndian(1)));
+        assert_eq!(
+            FrameHeader::parse(&bad, 100),
+            Err(DecodeError::WrongEndian(1))
+        );
         let mut bad = b;
         bad[7] = 9;
-        assert_eq!(FrameHeader::parse(&bad, 100), Err(DecodeError::BadMsgType(9)));
+        assert_eq!(
+            FrameHeader::parse(&bad, 100),
+            Err(DecodeError::BadMsgType(9))
+        );
         let mut bad = b;
         bad[15] = 0x80;
-        assert!(matches!(FrameHeader::parse(&bad, u64::MAX), Err(DecodeError::LengthPastEnd { .. })));
+        assert!(matches!(
+            FrameHeader::parse(&bad, u64::MAX),
+            Err(DecodeError::LengthPastEnd { .. })
+        ));
     }
 }

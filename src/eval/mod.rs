@@ -558,7 +558,9 @@ mod tests {
             Ok(RayObj::from(11i64))
         );
         assert_eq!(
-            ev.try_eval_str_with("(.t.double 'a)", &Doubler).unwrap_err().code,
+            ev.try_eval_str_with("(.t.double 'a)", &Doubler)
+                .unwrap_err()
+                .code,
             "type"
         );
         // Without the host the name is unknown, as in the core.

@@ -12,7 +12,9 @@ impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print passwords.
         let users: Vec<&str> = self.pairs.iter().map(|(u, _)| u.as_str()).collect();
-        f.debug_struct("Credentials").field("users", &users).finish()
+        f.debug_struct("Credentials")
+            .field("users", &users)
+            .finish()
     }
 }
 
@@ -85,8 +87,14 @@ mod tests {
         assert!(c.check("bob", "pa:ss"));
         assert!(!c.check("alice", "pa:ss"));
         assert!(!c.check("carol", ""));
-        assert!(matches!(Credentials::parse("nocolon"), Err(AuthError::BadLine { line: 1 })));
-        assert!(matches!(Credentials::parse_lines("\n#x\n"), Err(AuthError::Empty)));
+        assert!(matches!(
+            Credentials::parse("nocolon"),
+            Err(AuthError::BadLine { line: 1 })
+        ));
+        assert!(matches!(
+            Credentials::parse_lines("\n#x\n"),
+            Err(AuthError::Empty)
+        ));
         assert!(!format!("{c:?}").contains("s3cret"));
     }
 }

@@ -4,11 +4,11 @@
 
 use super::flush::Flusher;
 use super::{Inner, PushError, Pushed, Request, lock};
+use crate::RayObj;
 use crate::codec::{self, Compression, DecodeError, MsgType};
 use crate::ipc::handshake::{ServerAction, ServerHandshake};
 use crate::ipc::reactor::{Control, Handler, Readiness};
 use crate::ipc::{FrameReader, FrameWriter, Payload, RxFrame};
-use crate::RayObj;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

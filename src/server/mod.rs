@@ -41,10 +41,10 @@ mod flush;
 
 pub use auth::{AuthError, Credentials};
 
+use crate::RayObj;
 use crate::codec::{Limits, MsgType};
 use crate::ipc::Reactor;
 use crate::view::RayView;
-use crate::RayObj;
 use conn::Conn;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
