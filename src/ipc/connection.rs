@@ -41,6 +41,7 @@
 //!   frame in the mapping, and its columns are `&[T]` into it. A compressed reply
 //!   is inflated into a buffer of its own first (the view borrows that).
 
+use super::sock::{MSG_DONTWAIT, NoSigPipe, WriteWait};
 use super::error::IpcError;
 use super::handshake::{ClientAction, ClientHandshake, Negotiated};
 use super::reactor::{Arming, Control, Handler, Reactor, Readiness};
@@ -271,68 +272,19 @@ struct PendingQueue {
     closed: Option<IpcError>,
 }
 
-struct WriteSide {
-    poll: mio::Poll,
-    events: mio::Events,
-}
+/// The write side of a connection: waits for the socket to drain.
+struct WriteSide(WriteWait);
 
 impl WriteSide {
     fn new(fd: std::os::fd::RawFd) -> std::io::Result<WriteSide> {
-        let poll = mio::Poll::new()?;
-        poll.registry().register(
-            &mut mio::unix::SourceFd(&fd),
-            mio::Token(0),
-            mio::Interest::WRITABLE,
-        )?;
-        Ok(WriteSide {
-            poll,
-            events: mio::Events::with_capacity(4),
-        })
+        WriteWait::new(fd).map(WriteSide)
     }
 
     fn wait_writable(&mut self, deadline: Option<Instant>) -> Result<(), IpcError> {
-        let timeout = match deadline {
-            Some(d) => {
-                let now = Instant::now();
-                if now >= d {
-                    return Err(IpcError::Timeout);
-                }
-                Some(d - now)
-            }
-            None => None,
-        };
-        match self.poll.poll(&mut self.events, timeout) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(()),
-            Err(e) => Err(IpcError::Io(e)),
-        }
-    }
-}
-
-/// Writes without raising SIGPIPE on a closed socket.
-struct NoSigPipe<'a>(&'a TcpStream);
-
-/// `MSG_DONTWAIT`: this call does not block (the socket itself does, for the
-/// requester that reads it).
-#[cfg(target_os = "linux")]
-const MSG_DONTWAIT: std::ffi::c_int = 0x40;
-#[cfg(not(target_os = "linux"))]
-const MSG_DONTWAIT: std::ffi::c_int = 0x80;
-/// Sends never block and never raise SIGPIPE (`MSG_NOSIGNAL`, Linux).
-#[cfg(target_os = "linux")]
-const SEND_FLAGS: std::ffi::c_int = 0x4000 | MSG_DONTWAIT;
-#[cfg(not(target_os = "linux"))]
-const SEND_FLAGS: std::ffi::c_int = MSG_DONTWAIT;
-
-impl Write for NoSigPipe<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        socket2::SockRef::from(self.0).send_with_flags(buf, SEND_FLAGS)
-    }
-    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-        socket2::SockRef::from(self.0).send_vectored_with_flags(bufs, SEND_FLAGS)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        self.0.wait(deadline).map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut => IpcError::Timeout,
+            _ => IpcError::Io(e),
+        })
     }
 }
 

@@ -30,6 +30,7 @@ pub mod pool;
 pub mod pubsub;
 pub mod reactor;
 pub mod ring;
+pub(crate) mod sock;
 pub mod writer;
 
 pub use connection::{

@@ -8,6 +8,7 @@ use crate::RayObj;
 use crate::codec::{self, Compression, DecodeError, MsgType};
 use crate::ipc::handshake::{ServerAction, ServerHandshake};
 use crate::ipc::reactor::{Control, Handler, Readiness};
+use crate::ipc::sock::{NoSigPipe, WriteWait};
 use crate::ipc::{FrameReader, FrameWriter, Payload, RxFrame};
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -76,55 +77,16 @@ const FLUSH_IOV: usize = 32;
 /// non-blocking write: it is over in microseconds).
 const CLAIM_PAUSE: Duration = Duration::from_micros(20);
 
-/// Waits for the socket to drain when a write would block.
-struct WriteSide {
-    poll: mio::Poll,
-    events: mio::Events,
-}
+/// Waits for a client's socket to drain when a write would block.
+struct WriteSide(WriteWait);
 
 impl WriteSide {
     fn new(stream: &TcpStream) -> std::io::Result<WriteSide> {
-        let poll = mio::Poll::new()?;
-        poll.registry().register(
-            &mut mio::unix::SourceFd(&stream.as_raw_fd()),
-            mio::Token(0),
-            mio::Interest::WRITABLE,
-        )?;
-        Ok(WriteSide {
-            poll,
-            events: mio::Events::with_capacity(4),
-        })
+        WriteWait::new(stream.as_raw_fd()).map(WriteSide)
     }
 
     fn wait(&mut self, deadline: Instant) -> std::io::Result<()> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(std::io::ErrorKind::TimedOut.into());
-        }
-        match self.poll.poll(&mut self.events, Some(left)) {
-            Err(e) if e.kind() != std::io::ErrorKind::Interrupted => Err(e),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// Writes without raising SIGPIPE when the client has gone.
-struct NoSigPipe<'a>(&'a TcpStream);
-
-#[cfg(target_os = "linux")]
-const SEND_FLAGS: std::ffi::c_int = 0x4000; // MSG_NOSIGNAL
-#[cfg(not(target_os = "linux"))]
-const SEND_FLAGS: std::ffi::c_int = 0;
-
-impl Write for NoSigPipe<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        socket2::SockRef::from(self.0).send_with_flags(buf, SEND_FLAGS)
-    }
-    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-        socket2::SockRef::from(self.0).send_vectored_with_flags(bufs, SEND_FLAGS)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        self.0.wait(Some(deadline))
     }
 }
 
