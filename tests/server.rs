@@ -242,3 +242,20 @@ fn pushes_reach_the_client() {
     // A push to a connection that does not exist is an error, not a panic.
     assert!(pusher.push(999_999, &RayObj::Null).is_err());
 }
+
+#[test]
+fn lz4_is_negotiated_between_raywire_peers() {
+    let server = start(|_| {});
+    let conn = hopen("127.0.0.1", server.port()).unwrap();
+    assert!(conn.lz4_negotiated(), "a raywire server agrees to lz4");
+    conn.set_compression(true).unwrap();
+    // Compressible: lz4 frames go out, the server inflates them and echoes.
+    let big = RayObj::from(vec![7i64; 200_000]);
+    assert_eq!(conn.send(&big).unwrap(), big);
+    let refuses = start(|c| c.offer_lz4 = false);
+    let plain = hopen("127.0.0.1", refuses.port()).unwrap();
+    assert!(!plain.lz4_negotiated());
+    plain.set_compression(true).unwrap();
+    // Without lz4 the client falls back to the core's scheme, which every peer reads.
+    assert_eq!(plain.send(&big).unwrap(), big);
+}
