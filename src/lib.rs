@@ -18,9 +18,10 @@
 #![deny(missing_docs)]
 
 pub mod codec;
-pub mod eval;
-pub mod ipc;
 mod display;
+pub mod eval;
+pub mod fanout;
+pub mod ipc;
 mod obj;
 mod rayforce;
 pub mod server;
@@ -34,9 +35,9 @@ pub use obj::{
     Atom, Builtin, ConversionError, Dict, Element, ErrorCode, Lambda, List, PrimitiveElement,
     RayObj, RayVector, Scalar, Symbol, TABLE_NAMES_ATTRS, Table, Vector,
 };
+pub use rayforce::{EvalService, Rayforce};
 pub use types::{Date, Guid, Primitive, Time, Timespan, Timestamp, TypeCode};
 pub use view::{
-    Column, ColumnElement, DictView, ListView, RayView, StrsView, SymbolsView, TableView, VectorRef,
-    VectorView,
+    Column, ColumnElement, DictView, ListView, RayView, StrsView, SymbolsView, TableView,
+    VectorRef, VectorView,
 };
-pub use rayforce::{EvalService, Rayforce};

@@ -10,6 +10,7 @@
 
 use clap::{Args, Parser};
 use raywire::Rayforce;
+use raywire::fanout::{FanoutConfig, OverflowPolicy};
 use raywire::ipc::{ConnectOptions, Connection, IpcError};
 use raywire::server::{Credentials, ServerConfig};
 use std::io::{BufRead, IsTerminal, Write};
@@ -84,6 +85,13 @@ struct ServerArgs {
     /// Time a client has to finish its handshake, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5000, requires = "port")]
     handshake_timeout: u64,
+    /// Pub/sub: most bytes queued for one slow subscriber.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20, requires = "port")]
+    mc_queue: usize,
+    /// Pub/sub: what a subscriber's overflow costs it: `disconnect` (as the core),
+    /// or `drop` (its updates are dropped; the sequence numbers show the gap).
+    #[arg(long, value_name = "POLICY", default_value = "disconnect", value_parser = ["disconnect", "drop"], requires = "port")]
+    mc_overflow: String,
 }
 
 impl ServerArgs {
@@ -114,6 +122,17 @@ impl ServerArgs {
         }
         c.handshake_timeout = Duration::from_millis(self.handshake_timeout);
         Ok(c)
+    }
+
+    fn fanout(&self) -> FanoutConfig {
+        FanoutConfig {
+            queue_limit: self.mc_queue,
+            policy: match self.mc_overflow.as_str() {
+                "drop" => OverflowPolicy::DropAndGap,
+                _ => OverflowPolicy::Disconnect,
+            },
+            ..FanoutConfig::default()
+        }
     }
 }
 
@@ -227,8 +246,8 @@ fn serve(cli: &Cli, port: u16) -> ExitCode {
         }
     }
     let bind = config.bind;
-    match ray.listen_with(config) {
-        Ok(server) => {
+    match ray.serve(config, cli.server.fanout()) {
+        Ok((server, _fanout)) => {
             eprintln!("raywire: serving on {}", server.local_addr());
             server.wait();
             ExitCode::SUCCESS

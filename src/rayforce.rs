@@ -13,21 +13,34 @@
 //! ```
 
 use crate::eval::{EvalError, Evaluator, Host, NoHost};
+use crate::fanout::{Fanout, FanoutConfig, FanoutService};
 use crate::server::{Request, Server, ServerConfig, ServerError, Service};
 use crate::{Atom, RayObj, RayView, Scalar};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Evaluates the frames clients send: a string is Rayfall source, anything else an
-/// expression (a list whose head names a function is a call).
+/// expression (a list whose head names a function is a call). Once given a
+/// [`Fanout`], queries may call `.mc.sub`, `.mc.unsub`, `.mc.pub` and `.mc.stats`
+/// anywhere in their expressions.
 #[derive(Debug, Clone)]
 pub struct EvalService {
     eval: Arc<Evaluator>,
+    fanout: Arc<OnceLock<Fanout>>,
 }
 
 impl EvalService {
     /// A service over `eval`'s global environment.
     pub fn new(eval: Arc<Evaluator>) -> EvalService {
-        EvalService { eval }
+        EvalService {
+            eval,
+            fanout: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Lends the `.mc.*` builtins of `fanout` to every query (once; later calls are
+    /// ignored).
+    pub fn set_fanout(&self, fanout: Fanout) {
+        let _ = self.fanout.set(fanout);
     }
 }
 
@@ -38,13 +51,20 @@ impl Service for EvalService {
     }
 
     fn handle_shared(&self, req: Request<'_>) -> Arc<RayObj> {
-        let host = NoHost;
+        let pubsub;
+        let host: &dyn Host = match self.fanout.get() {
+            Some(f) => {
+                pubsub = f.host(req.conn);
+                &pubsub
+            }
+            None => &NoHost,
+        };
         let r = match &req.payload {
             RayView::Atom(Atom {
                 value: Scalar::Str(src),
                 ..
-            }) => self.eval.eval_str_shared(src, &host),
-            other => self.eval.eval_obj_shared(&other.to_owned(), &host),
+            }) => self.eval.eval_str_shared(src, host),
+            other => self.eval.eval_obj_shared(&other.to_owned(), host),
         };
         r.unwrap_or_else(|e| Arc::new(e.to_obj()))
     }
@@ -80,7 +100,27 @@ impl Rayforce {
 
     /// Serves this environment with a full configuration.
     pub fn listen_with(&self, config: ServerConfig) -> Result<Server, ServerError> {
-        Server::start(config, Arc::new(EvalService::new(self.eval.clone())))
+        self.serve(config, FanoutConfig::default()).map(|(s, _)| s)
+    }
+
+    /// Serves this environment, with pub/sub (`.mc.*`) as `fanout` configures it,
+    /// and returns the server and its [`Fanout`] (for in-process publishers:
+    /// [`Fanout::publisher`]).
+    pub fn serve(
+        &self,
+        config: ServerConfig,
+        fanout: FanoutConfig,
+    ) -> Result<(Server, Fanout), ServerError> {
+        let eval = Arc::new(EvalService::new(self.eval.clone()));
+        // The wrapper publishes `(.mc.pub t (quote x))` frames straight from the
+        // receive buffer; every other query reaches the evaluator.
+        let service = Arc::new(FanoutService::with_evaluator(
+            eval.clone(),
+            self.eval.clone(),
+        ));
+        let (server, fanout) = FanoutService::start_with(config, fanout, service)?;
+        eval.set_fanout(fanout.clone());
+        Ok((server, fanout))
     }
 }
 
@@ -118,6 +158,44 @@ impl Host for Rayforce {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queries_publish_to_subscribers_anywhere_in_an_expression() {
+        let ray = Rayforce::new();
+        let (server, fanout) = ray
+            .serve(ServerConfig::local(0), FanoutConfig::default())
+            .unwrap();
+        let sub = crate::ipc::hopen("127.0.0.1", server.port()).unwrap();
+        let all = sub.subscribe("trades", &[]).unwrap();
+        let aapl = crate::ipc::hopen("127.0.0.1", server.port()).unwrap();
+        let only = aapl.subscribe("trades", &["AAPL"]).unwrap();
+        let publisher = crate::ipc::hopen("127.0.0.1", server.port()).unwrap();
+        publisher
+            .execute("(set t (table [sym qty] (list [AAPL MSFT AAPL] [1 2 3])))")
+            .unwrap();
+        // `.mc.pub` nested in a query, through the evaluator's host functions.
+        let n = publisher
+            .execute("(do (.mc.pub 'trades t) (count t))")
+            .unwrap();
+        assert_eq!(n, RayObj::from(3i64));
+        let wait = std::time::Duration::from_secs(5);
+        let u = all.recv_timeout(wait).unwrap();
+        assert_eq!((u.topic.as_str(), u.seq), ("trades", 1));
+        assert_eq!(u.payload.len(), 3);
+        let u = only.recv_timeout(wait).unwrap();
+        assert_eq!(
+            u.payload.as_table().unwrap().column("qty"),
+            Some(&RayObj::from(vec![1i64, 3]))
+        );
+        // And from Rust, in-process.
+        fanout
+            .publisher("trades")
+            .publish(&ray.eval("t").unwrap())
+            .unwrap();
+        assert_eq!(all.recv_timeout(wait).unwrap().seq, 2);
+        let stats = publisher.execute("(.mc.stats)").unwrap();
+        assert!(!stats.is_error(), "{stats}");
+    }
 
     #[test]
     fn listen_checks_its_argument() {

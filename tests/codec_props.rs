@@ -299,7 +299,7 @@ fn numeric_column_view_borrows_the_frame() {
         );
         assert_eq!(col.get(999), Some(999));
         assert_eq!(col.iter().sum::<i64>(), (0..1000).sum());
-        if (base + 16) % 8 == 0 {
+        if (base + 16).is_multiple_of(8) {
             assert!(view.as_slice::<i64>().is_some());
         }
     } else {

@@ -84,7 +84,6 @@ fn throughput(port: u16, conns: usize, depth: usize, total: usize) -> f64 {
 }
 
 struct Target {
-    name: &'static str,
     port: u16,
     conn: Connection,
 }
@@ -100,12 +99,10 @@ fn main() {
         .expect("core server");
     let targets = [
         Target {
-            name: "raywire",
             port: ours.port(),
             conn: hopen("127.0.0.1", ours.port()).expect("connect raywire"),
         },
         Target {
-            name: "core",
             port: core.port(),
             conn: hopen("127.0.0.1", core.port()).expect("connect core"),
         },

@@ -41,11 +41,11 @@
 //!   frame in the mapping, and its columns are `&[T]` into it. A compressed reply
 //!   is inflated into a buffer of its own first (the view borrows that).
 
-use super::sock::{MSG_DONTWAIT, NoSigPipe, WriteWait};
 use super::error::IpcError;
 use super::handshake::{ClientAction, ClientHandshake, Negotiated};
 use super::reactor::{Arming, Control, Handler, Reactor, Readiness};
 use super::ring::{AlignedBuf, DEFAULT_RING_CAPACITY, FrameReader, RxFrame};
+use super::sock::{MSG_DONTWAIT, NoSigPipe, WriteWait};
 use super::writer::{Expr, FrameWriter, Payload};
 use crate::codec::{self, Compression, FLAG_LZ4, Limits, MsgType};
 use crate::{RayObj, RayView};

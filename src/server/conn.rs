@@ -162,7 +162,9 @@ impl Conn {
             if !self.is_open() {
                 return Err(PushError::Closed);
             }
-            if tx.bytes.saturating_add(total) > limit {
+            // An empty queue takes any one push, so a frame larger than the limit
+            // still goes out; otherwise the queue stays within the limit.
+            if tx.bytes > 0 && tx.bytes.saturating_add(total) > limit {
                 return Err(PushError::Overflow {
                     queued: tx.bytes,
                     limit,
@@ -642,7 +644,17 @@ impl ConnHandler {
         };
         let r = reader.read_from(&mut &self.stream);
         let mut got = false;
+        let inlines = inner.service.inlines();
         while let Some(f) = reader.next_frame() {
+            // With nothing pending for the connection, the service may answer here.
+            if inlines
+                && !got
+                && !self.conn.scheduled.load(Ordering::Acquire)
+                && lock(&self.conn.queue).is_empty()
+                && inline(inner, &self.conn, &f)
+            {
+                continue;
+            }
             lock(&self.conn.queue).push_back(f);
             got = true;
         }
@@ -743,6 +755,40 @@ fn drain(inner: &Inner, conn: &Conn) {
             conn.shutdown();
         }
     }
+}
+
+/// Offers `frame` to [`super::Service::inline`] on the reactor thread; true when
+/// the service answered it (a sync frame's answer is queued, never waited for).
+fn inline(inner: &Inner, conn: &Conn, frame: &RxFrame) -> bool {
+    let header = frame.header();
+    if header.flags != 0 || header.msgtype == MsgType::Response {
+        return false;
+    }
+    let Ok(view) = codec::decode_view(frame.payload(), &inner.limits) else {
+        return false;
+    };
+    let req = Request {
+        conn: conn.id,
+        peer: conn.peer,
+        msgtype: header.msgtype,
+        payload: view,
+        server: &inner.pusher,
+    };
+    let result = match catch_unwind(AssertUnwindSafe(|| inner.service.inline(req))) {
+        Ok(Some(r)) => r,
+        Ok(None) => return false,
+        Err(_) => {
+            tracing::error!(peer = %conn.peer, "the service panicked on a request");
+            RayObj::error("domain")
+        }
+    };
+    if header.msgtype == MsgType::Sync {
+        let mut bytes = Vec::new();
+        codec::encode_frame_compressed(&result, MsgType::Response, conn.compression(), &mut bytes);
+        // Behind whatever is queued for the client; the reactor never waits.
+        let _ = conn.try_push_frames(&[Arc::from(bytes)], usize::MAX);
+    }
+    true
 }
 
 fn answer(inner: &Inner, conn: &Conn, frame: &RxFrame) -> Result<(), DecodeError> {

@@ -161,6 +161,20 @@ pub trait Service: Send + Sync + 'static {
     fn handle_shared(&self, req: Request<'_>) -> Arc<RayObj> {
         Arc::new(self.handle(req))
     }
+    /// Whether [`Service::inline`] may take some frames (false by default: every
+    /// frame goes to a worker, decoded once).
+    fn inlines(&self) -> bool {
+        false
+    }
+    /// Answers a frame on the reactor thread, before any worker would, when the
+    /// connection has nothing else pending: for quick work that never blocks (a
+    /// fan-out publication to a small topic), saving the hand-off to a worker.
+    /// `None` sends the frame to a worker as usual. Only called when
+    /// [`Service::inlines`]; compressed frames always go to a worker. A sync
+    /// frame's answer is queued for the client without waiting for its socket.
+    fn inline(&self, _req: Request<'_>) -> Option<RayObj> {
+        None
+    }
     /// A client finished its handshake.
     fn opened(&self, _conn: ConnId, _peer: SocketAddr) {}
     /// A client's connection is gone.
@@ -326,8 +340,10 @@ impl ConnHandle {
     /// with whatever was queued meanwhile. Replies to the connection's requests
     /// wait behind queued frames, so nothing interleaves.
     ///
-    /// Refused, with nothing queued, when more than `limit` bytes would be queued
-    /// ([`PushError::Overflow`]), or when the connection is closed.
+    /// Refused, with nothing queued, when the queue is not empty and would go over
+    /// `limit` bytes ([`PushError::Overflow`]; an empty queue takes any one push,
+    /// so the queue never holds more than `limit` bytes or one push), or when the
+    /// connection is closed.
     pub fn try_push_frames(&self, frames: &[Arc<[u8]>], limit: usize) -> Result<Pushed, PushError> {
         self.conn.try_push_frames(frames, limit)
     }
