@@ -367,26 +367,12 @@ fn view_iter(v: VectorView<'_>, start: usize) -> ElemIter<'_> {
 
 /// The core's name of a column's type in a table's type row.
 fn vector_type_name(t: TypeCode) -> &'static str {
-    match t {
-        TypeCode::Bool => "B8",
-        TypeCode::U8 => "U8",
-        TypeCode::I16 => "I16",
-        TypeCode::I32 => "I32",
-        TypeCode::I64 => "I64",
-        TypeCode::F32 => "F32",
-        TypeCode::F64 => "F64",
-        TypeCode::Date => "DATE",
-        TypeCode::Time => "TIME",
-        TypeCode::Timestamp => "TIMESTAMP",
-        TypeCode::Timespan => "TIMESPAN",
-        TypeCode::Guid => "GUID",
-        TypeCode::Symbol => "SYM",
-        TypeCode::Str => "STR",
+    t.vector_name().unwrap_or(match t {
         TypeCode::List => "LIST",
         TypeCode::Table => "TABLE",
         TypeCode::Dict => "DICT",
         _ => "?",
-    }
+    })
 }
 
 /// An element shown as a dict key or value: the core makes an atom of it.

@@ -104,6 +104,30 @@ impl TypeCode {
         }
     }
 
+    /// The core's uppercase name of a vector of this type (`I64`, `SYM`, `B8`, ...),
+    /// as its table headers and type errors show it; `None` for types that have no
+    /// vectors.
+    pub fn vector_name(self) -> Option<&'static str> {
+        use TypeCode::*;
+        Some(match self {
+            Bool => "B8",
+            U8 => "U8",
+            I16 => "I16",
+            I32 => "I32",
+            I64 => "I64",
+            F32 => "F32",
+            F64 => "F64",
+            Date => "DATE",
+            Time => "TIME",
+            Timestamp => "TIMESTAMP",
+            Timespan => "TIMESPAN",
+            Guid => "GUID",
+            Symbol => "SYM",
+            Str => "STR",
+            _ => return None,
+        })
+    }
+
     /// The name the core uses for this type in `type` results and messages.
     pub fn name(self) -> &'static str {
         use TypeCode::*;

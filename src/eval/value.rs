@@ -122,23 +122,7 @@ pub(crate) fn type_name(o: &RayObj) -> &'static str {
 
 /// The uppercase name of a vector type (`I64`, `SYM`, `B8`, ...).
 pub(crate) fn vec_type_name(t: TypeCode) -> &'static str {
-    match t {
-        TypeCode::Bool => "B8",
-        TypeCode::U8 => "U8",
-        TypeCode::I16 => "I16",
-        TypeCode::I32 => "I32",
-        TypeCode::I64 => "I64",
-        TypeCode::F32 => "F32",
-        TypeCode::F64 => "F64",
-        TypeCode::Date => "DATE",
-        TypeCode::Time => "TIME",
-        TypeCode::Timestamp => "TIMESTAMP",
-        TypeCode::Guid => "GUID",
-        TypeCode::Symbol => "SYM",
-        TypeCode::Str => "STR",
-        TypeCode::Timespan => "TIMESPAN",
-        other => other.name(),
-    }
+    t.vector_name().unwrap_or(t.name())
 }
 
 /// A numeric or temporal scalar as the core's arithmetic sees an atom: its type,
