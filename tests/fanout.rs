@@ -1199,3 +1199,38 @@ fn inline_answers_keep_the_order_of_requests() {
     ));
     assert_eq!(conn.send(&RayObj::from(8i64)).unwrap(), RayObj::from(8i64));
 }
+
+#[test]
+fn a_burst_of_publications_in_one_read_reaches_everyone_whole_and_in_order() {
+    let _g = serial();
+    let (server, _fanout) = start(FanoutConfig::default());
+    let port = server.port();
+    let (mut a, _) = RawSub::subscribe(port, "burst", &[]);
+    let (mut b, _) = RawSub::subscribe(port, "burst", &["IBM"]);
+    let publication = |i: i64| {
+        call(
+            ".mc.pub",
+            vec![
+                RayObj::string("burst"),
+                RayObj::list(vec![RayObj::symbol("quote"), rows(i, 1)]),
+            ],
+        )
+    };
+    // Many async publications and a sync one in a single write: the server reads
+    // them together and answers them in one batch.
+    let mut publisher = RawSub::connect(port);
+    let mut bytes = Vec::new();
+    for i in 0..300 {
+        codec::encode_frame(&publication(i), MsgType::Async, &mut bytes);
+    }
+    publisher.s.write_all(&bytes).unwrap();
+    assert_eq!(publisher.request(&publication(300)), RayObj::from(301i64));
+    for (sub, every) in [(&mut a, 1), (&mut b, 4)] {
+        let want = (0..=300i64).filter(|i| i % every == if every == 1 { 0 } else { 2 });
+        for expected in want {
+            let (t, payload) = sub.frame().expect("an update");
+            assert_eq!(t, MsgType::Async);
+            assert_eq!(ids_of(&upd_parts(&payload).1), vec![expected]);
+        }
+    }
+}

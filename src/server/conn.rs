@@ -10,6 +10,7 @@ use crate::ipc::handshake::{ServerAction, ServerHandshake};
 use crate::ipc::reactor::{Control, Handler, Readiness};
 use crate::ipc::sock::{NoSigPipe, WriteWait};
 use crate::ipc::{FrameReader, FrameWriter, Payload, RxFrame};
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -61,6 +62,55 @@ pub(super) struct TxQueue {
     pub(super) registered: bool,
     /// The most bytes ever left queued.
     pub(super) hwm: usize,
+    /// Frames were queued under a [`Cork`] that has yet to write them.
+    corked: bool,
+}
+
+thread_local! {
+    /// This thread holds a [`Cork`].
+    static CORKING: Cell<bool> = const { Cell::new(false) };
+    /// The connections with frames queued under this thread's [`Cork`].
+    static CORKED: Cell<Vec<Weak<Conn>>> = const { Cell::new(Vec::new()) };
+}
+
+/// While held, the non-blocking pushes this thread makes
+/// ([`Conn::try_push_frames`]) only queue their frames; dropping it writes each
+/// touched connection's queue with one vectored write, never blocking (a full
+/// socket is left to the flusher). The reactor holds one while it answers several
+/// frames of one read, so a subscriber gets all their deliveries in one write.
+pub(super) struct Cork {
+    /// Only the thread that corked may uncork.
+    _thread: std::marker::PhantomData<*const ()>,
+}
+
+impl Cork {
+    /// Corks this thread; `None` when it already is (the outer cork writes).
+    pub(super) fn new() -> Option<Cork> {
+        if CORKING.with(|c| c.replace(true)) {
+            return None;
+        }
+        Some(Cork {
+            _thread: std::marker::PhantomData,
+        })
+    }
+
+    fn active() -> bool {
+        CORKING.with(Cell::get)
+    }
+}
+
+impl Drop for Cork {
+    fn drop(&mut self) {
+        CORKING.with(|c| c.set(false));
+        let mut touched = CORKED.with(Cell::take);
+        for conn in touched.drain(..) {
+            if let Some(conn) = conn.upgrade() {
+                conn.uncork();
+            }
+        }
+        // Keep the allocation for the next batch.
+        CORKED.with(|c| c.set(touched));
+    }
 }
 
 /// How [`Conn::flush_queue`] may wait.
@@ -73,6 +123,10 @@ enum Flush {
 
 /// Most frames handed to one vectored write of the queue.
 const FLUSH_IOV: usize = 32;
+/// Bytes a connection's queue may gather under a [`Cork`] before they are
+/// written anyway: big frames gain little from sharing a write, and their first
+/// bytes should not wait for the rest of the batch.
+const CORK_BYTES: usize = 16 << 10;
 /// Pause between a reply writer's looks at a socket a pusher is writing to (a
 /// non-blocking write: it is over in microseconds).
 const CLAIM_PAUSE: Duration = Duration::from_micros(20);
@@ -157,6 +211,9 @@ impl Conn {
         limit: usize,
     ) -> Result<Pushed, PushError> {
         let total = frames.iter().fold(0usize, |a, f| a.saturating_add(f.len()));
+        if total > 0 && Cork::active() {
+            return self.push_corked(frames, total, limit);
+        }
         {
             let mut tx = lock(&self.tx);
             if !self.is_open() {
@@ -274,6 +331,76 @@ impl Conn {
             self.after_flush(r);
         }
         Ok(self.pushed())
+    }
+
+    /// [`Conn::try_push_frames`] under a [`Cork`]: queues the frames, to be
+    /// written when the cork is dropped, under the same limit.
+    fn push_corked(
+        &self,
+        frames: &[Arc<[u8]>],
+        total: usize,
+        limit: usize,
+    ) -> Result<Pushed, PushError> {
+        let mut tx = lock(&self.tx);
+        if !self.is_open() {
+            return Err(PushError::Closed);
+        }
+        if tx.corked && !tx.held && !tx.armed && tx.bytes.saturating_add(total) > limit {
+            // What the cork held back would push this over the limit: write it now,
+            // as an uncorked push would have.
+            tx.held = true;
+            drop(tx);
+            let r = self.flush_queue(None, Flush::NonBlocking);
+            self.after_flush(r);
+            tx = lock(&self.tx);
+            if !self.is_open() {
+                return Err(PushError::Closed);
+            }
+        }
+        if tx.bytes > 0 && tx.bytes.saturating_add(total) > limit {
+            return Err(PushError::Overflow {
+                queued: tx.bytes,
+                limit,
+            });
+        }
+        tx.frames
+            .extend(frames.iter().filter(|f| !f.is_empty()).cloned());
+        tx.bytes += total;
+        if tx.bytes >= CORK_BYTES && !tx.held && !tx.armed {
+            // Enough for one write: no use holding it back any longer.
+            tx.held = true;
+            drop(tx);
+            let r = self.flush_queue(None, Flush::NonBlocking);
+            self.after_flush(r);
+            return Ok(self.pushed());
+        }
+        if !tx.corked {
+            tx.corked = true;
+            let me = self.me.clone();
+            CORKED.with(|c| {
+                let mut v = c.take();
+                v.push(me);
+                c.set(v);
+            });
+        }
+        Ok(Pushed::Queued { queued: tx.bytes })
+    }
+
+    /// Writes what was queued under a [`Cork`], unless another thread (or the
+    /// flusher) already has the queue in hand.
+    fn uncork(&self) {
+        {
+            let mut tx = lock(&self.tx);
+            tx.corked = false;
+            if tx.held || tx.armed || tx.frames.is_empty() || !self.is_open() {
+                return;
+            }
+            tx.held = true;
+        }
+        let r = self.flush_queue(None, Flush::NonBlocking);
+        self.after_flush(r);
+        let mut tx = lock(&self.tx);
+        tx.hwm = tx.hwm.max(tx.bytes);
     }
 
     fn pushed(&self) -> Pushed {
@@ -645,7 +772,16 @@ impl ConnHandler {
         let r = reader.read_from(&mut &self.stream);
         let mut got = false;
         let inlines = inner.service.inlines();
-        while let Some(f) = reader.next_frame() {
+        let mut cork = None;
+        let mut next = reader.next_frame();
+        while let Some(f) = next {
+            next = reader.next_frame();
+            if inlines && !got && cork.is_none() && next.is_some() {
+                // Several frames in this read: their pushes go out together, one
+                // write per connection once they are all answered. A lone frame
+                // is written at once.
+                cork = Cork::new();
+            }
             // With nothing pending for the connection, the service may answer here.
             if inlines
                 && !got
@@ -658,6 +794,7 @@ impl ConnHandler {
             lock(&self.conn.queue).push_back(f);
             got = true;
         }
+        drop(cork);
         if got && !self.conn.scheduled.swap(true, Ordering::AcqRel) {
             let _ = inner.jobs.send(self.conn.clone());
         }
