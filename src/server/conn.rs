@@ -66,6 +66,21 @@ pub(super) struct TxQueue {
     corked: bool,
 }
 
+impl TxQueue {
+    /// Refuses `total` more bytes when they would take the queue past `limit`. An
+    /// empty queue takes any one push, so a frame larger than the limit still goes
+    /// out; otherwise the queue stays within the limit.
+    fn admit(&self, total: usize, limit: usize) -> Result<(), PushError> {
+        if self.bytes > 0 && self.bytes.saturating_add(total) > limit {
+            return Err(PushError::Overflow {
+                queued: self.bytes,
+                limit,
+            });
+        }
+        Ok(())
+    }
+}
+
 thread_local! {
     /// This thread holds a [`Cork`].
     static CORKING: Cell<bool> = const { Cell::new(false) };
@@ -219,14 +234,7 @@ impl Conn {
             if !self.is_open() {
                 return Err(PushError::Closed);
             }
-            // An empty queue takes any one push, so a frame larger than the limit
-            // still goes out; otherwise the queue stays within the limit.
-            if tx.bytes > 0 && tx.bytes.saturating_add(total) > limit {
-                return Err(PushError::Overflow {
-                    queued: tx.bytes,
-                    limit,
-                });
-            }
+            tx.admit(total, limit)?;
             if total == 0 {
                 return Ok(Pushed::Written);
             }
@@ -357,12 +365,7 @@ impl Conn {
                 return Err(PushError::Closed);
             }
         }
-        if tx.bytes > 0 && tx.bytes.saturating_add(total) > limit {
-            return Err(PushError::Overflow {
-                queued: tx.bytes,
-                limit,
-            });
-        }
+        tx.admit(total, limit)?;
         tx.frames
             .extend(frames.iter().filter(|f| !f.is_empty()).cloned());
         tx.bytes += total;
