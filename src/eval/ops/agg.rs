@@ -56,40 +56,7 @@ pub(crate) fn sum_obj(x: &RayObj) -> R<RayObj> {
                 type_name(x)
             ),
         }),
-        RayObj::List(l) => {
-            let (mut has_float, mut fs, mut is) = (false, 0.0f64, 0i64);
-            for e in &l.items {
-                let Some(n) = Num::from_obj(e).filter(Num::is_numeric) else {
-                    bail!(
-                        "type",
-                        "sum: list elements must be numeric, got {}",
-                        type_name(e)
-                    );
-                };
-                if n.is_float() {
-                    has_float = true;
-                }
-                if n.null {
-                    continue;
-                }
-                if n.is_float() {
-                    fs += n.f;
-                } else {
-                    let v = if n.t == TypeCode::I64 {
-                        n.i
-                    } else {
-                        n.as_f64() as i64
-                    };
-                    is = is.wrapping_add(v);
-                    fs += v as f64;
-                }
-            }
-            Ok(if has_float {
-                Num::f64(fs).to_obj()
-            } else {
-                RayObj::from(is)
-            })
-        }
+        RayObj::List(l) => fold_list("sum", &l.items, (0, 0.0), i64::wrapping_add, |a, b| a + b),
         _ => bail!(
             "type",
             "sum expects a numeric vector, atom, or list, got {}",
@@ -126,46 +93,57 @@ pub(crate) fn prod(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
                 type_name(x)
             ),
         }),
-        RayObj::List(l) => {
-            let (mut has_float, mut fp, mut ip) = (false, 1.0f64, 1i64);
-            for e in &l.items {
-                let Some(n) = Num::from_obj(e).filter(Num::is_numeric) else {
-                    bail!(
-                        "type",
-                        "prod: list elements must be numeric, got {}",
-                        type_name(e)
-                    );
-                };
-                if n.is_float() {
-                    has_float = true;
-                }
-                if n.null {
-                    continue;
-                }
-                if n.is_float() {
-                    fp *= n.f;
-                } else {
-                    let v = if n.t == TypeCode::I64 {
-                        n.i
-                    } else {
-                        n.as_f64() as i64
-                    };
-                    ip = ip.wrapping_mul(v);
-                    fp *= v as f64;
-                }
-            }
-            Ok(if has_float {
-                Num::f64(fp).to_obj()
-            } else {
-                RayObj::from(ip)
-            })
-        }
+        RayObj::List(l) => fold_list("prod", &l.items, (1, 1.0), i64::wrapping_mul, |a, b| a * b),
         _ => bail!(
             "type",
             "prod expects a numeric vector, atom, or list, got {}",
             type_name(x)
         ),
     }
+}
+
+/// Folds a generic list of numeric atoms as `sum` and `prod` do: nulls are skipped,
+/// integers fold with `iop` (wrapping) and alongside as floats with `fop`; the
+/// result is a float when any element is one, else an i64.
+fn fold_list(
+    name: &str,
+    items: &[RayObj],
+    (mut i, mut f): (i64, f64),
+    iop: impl Fn(i64, i64) -> i64,
+    fop: impl Fn(f64, f64) -> f64,
+) -> R<RayObj> {
+    let mut has_float = false;
+    for e in items {
+        let Some(n) = Num::from_obj(e).filter(Num::is_numeric) else {
+            bail!(
+                "type",
+                "{name}: list elements must be numeric, got {}",
+                type_name(e)
+            );
+        };
+        if n.is_float() {
+            has_float = true;
+        }
+        if n.null {
+            continue;
+        }
+        if n.is_float() {
+            f = fop(f, n.f);
+        } else {
+            let v = if n.t == TypeCode::I64 {
+                n.i
+            } else {
+                n.as_f64() as i64
+            };
+            i = iop(i, v);
+            f = fop(f, v as f64);
+        }
+    }
+    Ok(if has_float {
+        Num::f64(f).to_obj()
+    } else {
+        RayObj::from(i)
+    })
 }
 
 fn mean(sum: f64, n: usize) -> RayObj {
