@@ -722,10 +722,6 @@ fn minmax2(op: Op, a: &RayObj, b: &RayObj) -> R<RayObj> {
 
 // ---------------------------------------------------------------- durations
 
-fn span_base(t: TypeCode) -> TypeCode {
-    t
-}
-
 fn span_number(t: TypeCode) -> bool {
     matches!(
         t,
@@ -750,7 +746,7 @@ fn span_divisor(t: TypeCode) -> bool {
 /// The result type of a duration operation (the core's `ray_timespan_binary_type`).
 fn span_type(op: Op, a: Option<TypeCode>, b: Option<TypeCode>) -> Option<TypeCode> {
     use TypeCode::*;
-    let (Some(a), Some(b)) = (a.map(span_base), b.map(span_base)) else {
+    let (Some(a), Some(b)) = (a, b) else {
         return None;
     };
     let (an, bn) = (a == Timespan, b == Timespan);
