@@ -801,6 +801,16 @@ fn f64_to_i64_null(v: f64) -> i64 {
     }
 }
 
+/// An operand of a duration operation as a float: a number as itself, a temporal
+/// value as `ns`, the integer the duration rules computed for it.
+fn span_float(x: &Num, ns: i64) -> f64 {
+    if x.is_numeric() {
+        x.as_f64()
+    } else {
+        ns as f64
+    }
+}
+
 fn span_value(x: &Num, op: Op) -> i64 {
     if matches!(op, Op::Div | Op::IDiv) && matches!(x.t, TypeCode::Date | TypeCode::Time) {
         return x.i;
@@ -833,16 +843,7 @@ fn span_eval(op: Op, a: &Num, b: &Num, out: TypeCode) -> (i64, f64, bool) {
                 1
             }
         } else if a.is_float() || b.is_float() {
-            let x = if a.is_numeric() {
-                a.as_f64()
-            } else {
-                av as f64
-            };
-            let y = if b.is_numeric() {
-                b.as_f64()
-            } else {
-                bv as f64
-            };
+            let (x, y) = (span_float(a, av), span_float(b, bv));
             if x < y { -1 } else { i32::from(x > y) }
         } else {
             match av.cmp(&bv) {
@@ -865,16 +866,7 @@ fn span_eval(op: Op, a: &Num, b: &Num, out: TypeCode) -> (i64, f64, bool) {
         return (0, 0.0, true);
     }
     if out == TypeCode::F64 {
-        let x = if a.is_numeric() {
-            a.as_f64()
-        } else {
-            av as f64
-        };
-        let y = if b.is_numeric() {
-            b.as_f64()
-        } else {
-            bv as f64
-        };
+        let (x, y) = (span_float(a, av), span_float(b, bv));
         let v = match op {
             Op::Add => x + y,
             Op::Sub => x - y,
