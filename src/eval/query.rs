@@ -976,18 +976,7 @@ fn fast_agg(cx: &Ctx, t: &Table, e: &RayObj, ids: &[usize], ng: usize) -> Option
         }
         "min" | "max" | "first" | "last" if float => {
             let mut b: Vec<Option<f64>> = vec![None; ng];
-            each_float(col, |i, v| {
-                let slot = &mut b[ids[i]];
-                let take = match (f, *slot) {
-                    (_, None) | ("last", _) => true,
-                    ("first", _) => false,
-                    ("min", Some(o)) => v < o,
-                    (_, Some(o)) => v > o,
-                };
-                if take {
-                    *slot = Some(v);
-                }
-            });
+            each_float(col, |i, v| pick(f, &mut b[ids[i]], v));
             Some(RayObj::from(
                 b.into_iter()
                     .map(|v| v.unwrap_or(f64::NAN))
@@ -996,24 +985,26 @@ fn fast_agg(cx: &Ctx, t: &Table, e: &RayObj, ids: &[usize], ng: usize) -> Option
         }
         "min" | "max" | "first" | "last" if ints_ok(&[I64, I32, I16, Date, Time, Timestamp]) => {
             let mut b: Vec<Option<i64>> = vec![None; ng];
-            each_int(col, |i, v| {
-                let slot = &mut b[ids[i]];
-                let take = match (f, *slot) {
-                    (_, None) | ("last", _) => true,
-                    ("first", _) => false,
-                    ("min", Some(o)) => v < o,
-                    (_, Some(o)) => v > o,
-                };
-                if take {
-                    *slot = Some(v);
-                }
-            });
+            each_int(col, |i, v| pick(f, &mut b[ids[i]], v));
             Some(ints_to_vec(
                 b.into_iter().map(|v| v.unwrap_or(NULL_I64)).collect(),
                 t0,
             ))
         }
         _ => None,
+    }
+}
+
+/// Offers `v` to a group's `min`, `max`, `first` or `last` (`f`) kept in `slot`.
+fn pick<T: Copy + PartialOrd>(f: &str, slot: &mut Option<T>, v: T) {
+    let take = match (f, *slot) {
+        (_, None) | ("last", _) => true,
+        ("first", _) => false,
+        ("min", Some(o)) => v < o,
+        (_, Some(o)) => v > o,
+    };
+    if take {
+        *slot = Some(v);
     }
 }
 
