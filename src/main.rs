@@ -12,7 +12,7 @@ use clap::{Args, Parser};
 use raywire::Rayforce;
 use raywire::fanout::{FanoutConfig, OverflowPolicy};
 use raywire::ipc::{ConnectOptions, Connection, IpcError};
-use raywire::server::{Credentials, ServerConfig};
+use raywire::server::{Credentials, ReactorConfig, ServerConfig};
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -92,6 +92,14 @@ struct ServerArgs {
     /// or `drop` (its updates are dropped; the sequence numbers show the gap).
     #[arg(long, value_name = "POLICY", default_value = "disconnect", value_parser = ["disconnect", "drop"], requires = "port")]
     mc_overflow: String,
+    /// Low latency: keep polling the sockets this many microseconds after each
+    /// burst of messages before sleeping (0: sleep at once). Costs a busy core
+    /// while messages flow.
+    #[arg(long, value_name = "MICROS", default_value_t = 0, requires = "port")]
+    busy_poll: u64,
+    /// Pin the thread that reads every connection to this core (0-based).
+    #[arg(long, value_name = "CORE", requires = "port")]
+    pin_core: Option<usize>,
 }
 
 impl ServerArgs {
@@ -121,6 +129,10 @@ impl ServerArgs {
             c.threads = t.max(1);
         }
         c.handshake_timeout = Duration::from_millis(self.handshake_timeout);
+        c.reactor = ReactorConfig {
+            busy_poll: Duration::from_micros(self.busy_poll),
+            core: self.pin_core,
+        };
         Ok(c)
     }
 

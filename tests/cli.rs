@@ -31,6 +31,19 @@ fn run(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Asks the server at `target` to evaluate `expr` until it answers (it may still
+/// be starting), for at most ten seconds; the last attempt's outcome.
+fn ask_until_up(target: &str, expr: &str) -> (bool, String, String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = run(&["--connect", target, "-e", expr]);
+        if r.0 || Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn serves_and_answers_its_own_client() {
     let port = free_port();
@@ -43,19 +56,10 @@ fn serves_and_answers_its_own_client() {
             .expect("server starts"),
     );
     let target = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let out = loop {
-        let r = run(&[
-            "--connect",
-            &target,
-            "-e",
-            "(select {sym: sym total_value: (sum (* price qty)) from: trades by: sym})",
-        ]);
-        if r.0 || Instant::now() > deadline {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let out = ask_until_up(
+        &target,
+        "(select {sym: sym total_value: (sum (* price qty)) from: trades by: sym})",
+    );
     assert!(out.0, "client failed: {}", out.2);
     assert!(
         out.1.contains("AAPL") && out.1.contains("45200.0"),
@@ -70,6 +74,31 @@ fn serves_and_answers_its_own_client() {
     let bad = run(&["--connect", &target, "-e", "(invalid_query"]);
     assert!(!bad.0);
     assert_eq!(bad.2.trim(), "error: parse");
+}
+
+#[test]
+fn serves_busy_polling_on_a_pinned_core() {
+    let port = free_port();
+    let p = port.to_string();
+    let _server = Child(
+        Command::new(BIN)
+            .args(["-p", &p, "--busy-poll", "200", "--pin-core", "0"])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("server starts"),
+    );
+    let target = format!("127.0.0.1:{port}");
+    // Several queries in a row: each is read while the reactor still spins
+    // after the one before, or after it went back to sleep.
+    for (expr, want) in [
+        ("(+ 1 2)", "3"),
+        ("(sum (til 10))", "45"),
+        ("(* 6 7)", "42"),
+    ] {
+        let out = ask_until_up(&target, expr);
+        assert!(out.0, "{expr}: {}", out.2);
+        assert_eq!(out.1.trim(), want, "{expr}");
+    }
 }
 
 #[test]

@@ -259,3 +259,80 @@ fn lz4_is_negotiated_between_raywire_peers() {
     // Without lz4 the client falls back to the core's scheme, which every peer reads.
     assert_eq!(plain.send(&big).unwrap(), big);
 }
+
+/// A client sends its last query and half-closes at once, so the data and the
+/// end of stream often arrive together: the server answers, sees the end, and
+/// forgets the connection, whether its reactor sleeps or busy-polls.
+#[test]
+fn last_query_then_close_is_answered_and_forgotten() {
+    for busy_poll in [Duration::ZERO, Duration::from_millis(1)] {
+        let server = start(|c| c.reactor.busy_poll = busy_poll);
+        for i in 0..50i64 {
+            let mut s = raw(&server);
+            s.write_all(&[3, 0]).unwrap();
+            let mut hs = [0u8; 2];
+            s.read_exact(&mut hs).unwrap();
+            let mut f = Vec::new();
+            codec::encode_frame(&RayObj::from(i), MsgType::Sync, &mut f);
+            s.write_all(&f).unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut reply = Vec::new();
+            s.read_to_end(&mut reply)
+                .expect("the server closes after answering");
+            assert!(reply.len() > 16, "busy_poll {busy_poll:?}: no reply");
+            let obj = codec::decode(&reply[16..], &codec::Limits::default()).unwrap();
+            assert_eq!(obj, RayObj::from(i));
+        }
+        let end = Instant::now() + Duration::from_secs(5);
+        while server.connection_count() > 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(server.connection_count(), 0, "busy_poll {busy_poll:?}");
+        still_answers(&server);
+    }
+}
+
+/// Counts the async messages it handles, slowly enough that some are still
+/// queued when their sender closes.
+struct Count(Arc<std::sync::atomic::AtomicU64>);
+impl Service for Count {
+    fn handle(&self, req: Request<'_>) -> RayObj {
+        if req.msgtype == MsgType::Async {
+            std::thread::sleep(Duration::from_micros(200));
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        RayObj::Null
+    }
+}
+
+/// Async messages a client sends right before it closes are all handled: the
+/// end of its stream does not discard what was received ahead of it.
+#[test]
+fn async_messages_sent_before_a_close_are_all_handled() {
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let server = Server::start(ServerConfig::local(0), Arc::new(Count(count.clone())))
+        .expect("server starts");
+    let mut want = 0;
+    for round in 0..5u64 {
+        let conn = hopen("127.0.0.1", server.port()).unwrap();
+        for i in 0..200i64 {
+            conn.write(&RayObj::from(i)).unwrap();
+        }
+        want += 200;
+        drop(conn);
+        let end = Instant::now() + Duration::from_secs(10);
+        while count.load(std::sync::atomic::Ordering::SeqCst) < want && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            count.load(std::sync::atomic::Ordering::SeqCst),
+            want,
+            "round {round}"
+        );
+    }
+    let end = Instant::now() + Duration::from_secs(5);
+    while server.connection_count() > 0 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(server.connection_count(), 0);
+}

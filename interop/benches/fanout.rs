@@ -25,6 +25,12 @@
 //! publish-to-receive latency without queueing). The publishing thread is pinned
 //! to core 0, the receiving thread to core 1.
 //!
+//! Both servers' reading threads are pinned to the publisher's core
+//! (`FANOUT_PIN_SERVERS=0` leaves them unpinned; the core's server is a child
+//! process, pinned whole); raywire's reactor busy-polls for 50 µs after each
+//! burst (`FANOUT_BUSY_POLL_US`, 0 to sleep at once), its
+//! [`ReactorConfig`] setting for low-latency feeds.
+//!
 //! Run: `cargo bench -p interop --bench fanout` (about 1-2 minutes).
 //! `FANOUT_ROUNDS=n` repeats each run n times (default 2) and keeps the best of
 //! each figure; `FANOUT_SUBS`, `FANOUT_BATCH`, `FANOUT_ONLY` (a contender's name)
@@ -36,7 +42,7 @@ use raywire::RayObj;
 use raywire::codec::{self, MsgType};
 use raywire::fanout::{Fanout, FanoutConfig, FanoutService, OverflowPolicy, PARALLEL_MIN};
 use raywire::ipc::{Connection, hopen};
-use raywire::server::{Request, Server, ServerConfig, Service};
+use raywire::server::{ReactorConfig, Request, Server, ServerConfig, Service};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -56,6 +62,14 @@ const DEADLINE: Duration = Duration::from_secs(30);
 fn epoch() -> Instant {
     static E: OnceLock<Instant> = OnceLock::new();
     *E.get_or_init(Instant::now)
+}
+
+/// A numeric setting from the environment, or `default`.
+fn env_or(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn now_ns() -> u64 {
@@ -474,8 +488,17 @@ fn main() {
     {
         RX_CORE.store(c.min(1), Ordering::Relaxed);
     }
+    // Both servers' reading threads share the publisher's core (they alternate
+    // with it: it sends, they forward); the receiver keeps the other.
+    let publisher_core = 1 - RX_CORE.load(Ordering::Relaxed);
+    let server_core = (env_or("FANOUT_PIN_SERVERS", 1) != 0).then_some(publisher_core);
+    let mut config = ServerConfig::local(0);
+    config.reactor = ReactorConfig {
+        busy_poll: Duration::from_micros(env_or("FANOUT_BUSY_POLL_US", 50)),
+        core: server_core,
+    };
     let (raywire, fanout) = FanoutService::start(
-        ServerConfig::local(0),
+        config,
         FanoutConfig {
             queue_limit: 256 << 20,
             policy: OverflowPolicy::Disconnect,
@@ -488,6 +511,11 @@ fn main() {
     )
     .expect("raywire server");
     let core = CoreServer::start();
+    if let Some(c) = server_core
+        && let Some(id) = core_affinity::get_core_ids().and_then(|ids| ids.get(c).copied())
+    {
+        core.pin_to_cpu(id.id).expect("pin the core's server");
+    }
     let srv = Servers {
         to_raywire: hopen("127.0.0.1", raywire.port()).unwrap(),
         to_core: hopen("127.0.0.1", core.port()).unwrap(),

@@ -182,6 +182,34 @@ impl CoreServer {
         self.mode
     }
 
+    /// Pins every thread of a process server to logical CPU `cpu` (as
+    /// `taskset -a -p`), so a benchmark can place the core's server where it
+    /// places raywire's. Fails for a thread server or a stopped one.
+    pub fn pin_to_cpu(&self, cpu: usize) -> std::io::Result<()> {
+        let Inner::Process { child, .. } = &self.inner else {
+            return Err(std::io::Error::other("only a process server can be pinned"));
+        };
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id()))?;
+        for task in tasks {
+            let tid: libc::pid_t = task?
+                .file_name()
+                .to_string_lossy()
+                .parse()
+                .map_err(std::io::Error::other)?;
+            // SAFETY: `set` is a plain bit set, zeroed then filled by the libc
+            // macros; the kernel reads `size_of::<cpu_set_t>()` bytes of it.
+            let r = unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+            };
+            if r != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
     /// Stop serving (also done on drop). Idempotent.
     ///
     /// A process server exits, closing every connection. A thread server

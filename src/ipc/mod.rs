@@ -40,6 +40,6 @@ pub use connection::{
 pub use error::{IPCError, IpcError};
 pub use pool::{ConnectionPool, PooledConnection};
 pub use pubsub::{Subscription, Update};
-pub use reactor::Reactor;
+pub use reactor::{Reactor, ReactorConfig};
 pub use ring::{FrameReader, RxFrame};
 pub use writer::{Expr, FrameWriter, Payload};

@@ -25,6 +25,49 @@ const WAKER: Token = Token(usize::MAX);
 /// Period of [`Handler::tick`] while ticks are wanted.
 pub const TICK: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// How a reactor thread trades CPU for latency.
+///
+/// The default sleeps in `epoll_wait` whenever nothing is ready and lets the
+/// kernel place the thread, which is right for a client or a quiet server.
+///
+/// ```
+/// use raywire::ipc::reactor::{Reactor, ReactorConfig};
+/// use std::time::Duration;
+///
+/// let r = Reactor::with_config(ReactorConfig {
+///     busy_poll: Duration::from_micros(50),
+///     core: None,
+/// })?;
+/// r.stop();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReactorConfig {
+    /// After handling events, keep polling without sleeping for this long before
+    /// blocking again; zero never spins.
+    ///
+    /// A thread asleep in `epoll_wait` takes tens of microseconds to wake on a
+    /// virtual machine; one still polling sees the next message at once. The
+    /// price is a core kept busy for `busy_poll` after each burst of work; the
+    /// spinning thread yields whenever another thread wants its core, and an
+    /// idle reactor sleeps as before.
+    pub busy_poll: std::time::Duration,
+    /// Pin the reactor thread to this core (an index into the cores the process
+    /// may use, taken modulo their number); `None` lets the kernel move it.
+    pub core: Option<usize>,
+}
+
+/// Pins the calling thread to the `core`-th usable core; logs and carries on
+/// when the platform refuses.
+fn pin_to(core: usize) {
+    let pinned = core_affinity::get_core_ids()
+        .filter(|ids| !ids.is_empty())
+        .is_some_and(|ids| core_affinity::set_for_current(ids[core % ids.len()]));
+    if !pinned {
+        tracing::warn!(core, "could not pin the reactor thread; it stays unpinned");
+    }
+}
+
 /// State shared by a reactor and the threads that talk to it.
 struct Common {
     waker: Waker,
@@ -94,6 +137,11 @@ impl std::fmt::Debug for Reactor {
 impl Reactor {
     /// Starts a reactor thread of its own.
     pub fn new() -> std::io::Result<Reactor> {
+        Reactor::with_config(ReactorConfig::default())
+    }
+
+    /// Starts a reactor thread of its own, tuned by `config`.
+    pub fn with_config(config: ReactorConfig) -> std::io::Result<Reactor> {
         let poll = Poll::new()?;
         let common = Arc::new(Common {
             waker: Waker::new(poll.registry(), WAKER)?,
@@ -104,7 +152,12 @@ impl Reactor {
         let c2 = common.clone();
         let thread = std::thread::Builder::new()
             .name("raywire-reactor".into())
-            .spawn(move || run(poll, rx, c2))?;
+            .spawn(move || {
+                if let Some(core) = config.core {
+                    pin_to(core);
+                }
+                run(poll, rx, c2, config.busy_poll)
+            })?;
         Ok(Reactor {
             commands: tx,
             common,
@@ -246,8 +299,15 @@ fn remove(poll: &Poll, entries: &mut HashMap<Token, Entry>, token: Token) {
     }
 }
 
-fn run(mut poll: Poll, commands: crossbeam_channel::Receiver<Command>, common: Arc<Common>) {
+fn run(
+    mut poll: Poll,
+    commands: crossbeam_channel::Receiver<Command>,
+    common: Arc<Common>,
+    busy_poll: std::time::Duration,
+) {
     let mut events = Events::with_capacity(256);
+    // Until when polls do not block: `busy_poll` past the last event.
+    let mut busy_until: Option<std::time::Instant> = None;
     let mut entries: HashMap<Token, Entry> = HashMap::new();
     let mut next = 0usize;
     let mut last_tick = std::time::Instant::now();
@@ -272,16 +332,32 @@ fn run(mut poll: Poll, commands: crossbeam_channel::Receiver<Command>, common: A
                 common.ticking.store(true, Ordering::Release);
             }
         }
-        let timeout = common
+        let mut timeout = common
             .ticking
             .load(Ordering::Acquire)
             .then(|| TICK.saturating_sub(last_tick.elapsed()));
+        let now = busy_until.map(|_| std::time::Instant::now());
+        if let (Some(until), Some(now)) = (busy_until, now) {
+            if now < until {
+                timeout = Some(std::time::Duration::ZERO);
+            } else {
+                busy_until = None;
+            }
+        }
         if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
             tracing::error!("reactor poll failed: {e}");
             break;
+        }
+        if !busy_poll.is_zero() {
+            if !events.is_empty() {
+                busy_until = Some(std::time::Instant::now() + busy_poll);
+            } else if busy_until.is_some() {
+                // Nothing yet: let a thread waiting for this core run first.
+                std::thread::yield_now();
+            }
         }
         for ev in events.iter() {
             let token = ev.token();

@@ -311,6 +311,8 @@ pub struct FrameReader {
     ready: VecDeque<RxFrame>,
     limits: Limits,
     spare: Spare,
+    /// The last [`FrameReader::read_from`] got less than it had room for.
+    short: bool,
 }
 
 impl std::fmt::Debug for FrameReader {
@@ -340,6 +342,7 @@ impl FrameReader {
             ready: VecDeque::new(),
             limits,
             spare: Spare::default(),
+            short: false,
         })
     }
 
@@ -388,10 +391,21 @@ impl FrameReader {
         self.ready.pop_front()
     }
 
+    /// The last [`FrameReader::read_from`] returned fewer bytes than there was
+    /// room for: a stream socket had nothing more to give at that moment, so an
+    /// edge-triggered reader may wait for the next readiness event without
+    /// another read to see `WouldBlock` (epoll(7)).
+    pub fn drained(&self) -> bool {
+        self.short
+    }
+
     /// Reads once from `src` into the buffer and cuts complete frames; returns the
     /// bytes read (0 at end of stream).
     pub fn read_from<R: std::io::Read>(&mut self, src: &mut R) -> std::io::Result<usize> {
-        let n = src.read(self.read_buf()?)?;
+        let buf = self.read_buf()?;
+        let room = buf.len();
+        let n = src.read(buf)?;
+        self.short = n < room;
         self.commit(n)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         Ok(n)
@@ -736,6 +750,30 @@ mod tests {
             let want: Vec<RayObj> = objs.iter().cycle().take(60).cloned().collect();
             assert_eq!(got, want, "chunk {chunk}");
         }
+    }
+
+    #[test]
+    fn drained_tells_a_short_read() {
+        let mut r = FrameReader::new(MIN_RING_CAPACITY, Limits::default()).unwrap();
+        assert!(!r.drained(), "nothing read yet");
+        // Fewer bytes than the room offered: the source had no more.
+        let small = frame(&RayObj::from(vec![1i64, 2, 3]));
+        assert_eq!(
+            r.read_from(&mut Chunked(&small, usize::MAX)).unwrap(),
+            small.len()
+        );
+        assert!(r.drained());
+        assert!(r.next_frame().is_some());
+        // More bytes than the room: the read fills it, and more may be waiting.
+        let big = frame(&RayObj::from((0..5000i64).collect::<Vec<_>>()));
+        let wire: Vec<u8> = (0..(MIN_RING_CAPACITY / big.len() + 2))
+            .flat_map(|_| big.clone())
+            .collect();
+        let mut src = Chunked(&wire, usize::MAX);
+        let room = r.read_buf().unwrap().len();
+        assert!(room < wire.len());
+        assert_eq!(r.read_from(&mut src).unwrap(), room);
+        assert!(!r.drained(), "a read that filled its room is not short");
     }
 
     #[test]

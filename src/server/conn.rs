@@ -30,6 +30,9 @@ pub(super) struct Conn {
     scheduled: AtomicBool,
     ready: AtomicBool,
     open: AtomicBool,
+    /// The client ended its stream: answer what it sent, write what is queued,
+    /// then close (on a worker, see [`Conn::finish`]).
+    peer_done: AtomicBool,
     lz4: AtomicBool,
     deadline: Instant,
     write_timeout: Duration,
@@ -203,6 +206,33 @@ impl Conn {
         tx.frames.clear();
         tx.bytes = 0;
         tx.head_off = 0;
+    }
+
+    /// The client ended its stream after sending what the reactor has read: the
+    /// frames received are still answered in order, and queued replies written,
+    /// by a worker, which then closes the connection
+    /// ([`Conn::close_finished`]). Async messages sent just before a close
+    /// (a publisher's last `.mc.pub`) are not lost.
+    fn finish(self: &Arc<Self>, inner: &Inner) {
+        self.peer_done.store(true, Ordering::SeqCst);
+        if !self.scheduled.swap(true, Ordering::AcqRel) && inner.jobs.send(self.clone()).is_err() {
+            // No worker left (the server is stopping).
+            self.shutdown();
+        }
+    }
+
+    /// On a worker, once a finished connection's frames are answered: writes what
+    /// is still queued (within the write timeout), closes, and tells the service.
+    fn close_finished(&self, inner: &Inner) {
+        if self.is_open() {
+            // An empty frame: claims the socket from any pusher and writes the
+            // queue ahead of it, blocking as a reply would.
+            let _ = self.send_raw(&[]);
+            self.shutdown();
+        }
+        if self.ready.load(Ordering::Acquire) {
+            inner.service.closed(self.id);
+        }
     }
 
     pub(super) fn is_open(&self) -> bool {
@@ -643,6 +673,7 @@ pub(super) fn open(inner: &Arc<Inner>, stream: TcpStream, peer: SocketAddr) -> s
         scheduled: AtomicBool::new(false),
         ready: AtomicBool::new(false),
         open: AtomicBool::new(true),
+        peer_done: AtomicBool::new(false),
         lz4: AtomicBool::new(false),
         deadline: Instant::now() + inner.config.handshake_timeout,
         write_timeout: inner.config.write_timeout,
@@ -658,6 +689,7 @@ pub(super) fn open(inner: &Arc<Inner>, stream: TcpStream, peer: SocketAddr) -> s
             hs: ServerHandshake::new(inner.config.auth.is_some(), inner.config.offer_lz4),
             buf: Vec::new(),
         },
+        eof: false,
     };
     inner.active.fetch_add(1, Ordering::AcqRel);
     lock(&inner.conns).insert(id, conn);
@@ -682,6 +714,8 @@ struct ConnHandler {
     stream: TcpStream,
     server: Weak<Inner>,
     phase: Phase,
+    /// The client ended its stream cleanly (a read returned 0).
+    eof: bool,
 }
 
 enum Step {
@@ -768,11 +802,15 @@ impl ConnHandler {
         }
     }
 
-    fn frames(&mut self, inner: &Inner) -> Step {
+    fn frames(&mut self, inner: &Inner, closing: bool) -> Step {
         let Phase::Frames(reader) = &mut self.phase else {
             return Step::Continue;
         };
         let r = reader.read_from(&mut &self.stream);
+        // A short read emptied the socket: the next bytes bring a new edge, so the
+        // read that would only say `WouldBlock` is saved. Not when the peer's close
+        // was already reported: that edge is spent, and only a read sees the end.
+        let drained = !closing && reader.drained();
         let mut got = false;
         let inlines = inner.service.inlines();
         let mut cork = None;
@@ -802,7 +840,11 @@ impl ConnHandler {
             let _ = inner.jobs.send(self.conn.clone());
         }
         match r {
-            Ok(0) => Step::Close,
+            Ok(0) => {
+                self.eof = true;
+                Step::Close
+            }
+            Ok(_) if drained => Step::Wait,
             Ok(_) => Step::Continue,
             Err(e) => match e.kind() {
                 std::io::ErrorKind::WouldBlock => Step::Wait,
@@ -821,7 +863,7 @@ impl ConnHandler {
 }
 
 impl Handler for ConnHandler {
-    fn ready(&mut self, _readiness: Readiness) -> Control {
+    fn ready(&mut self, readiness: Readiness) -> Control {
         let Some(inner) = self.server.upgrade() else {
             return Control::Remove;
         };
@@ -832,7 +874,7 @@ impl Handler for ConnHandler {
         for _ in 0..1_000_000 {
             let step = match self.phase {
                 Phase::Handshake { .. } => self.handshake(&inner),
-                Phase::Frames(_) => self.frames(&inner),
+                Phase::Frames(_) => self.frames(&inner, readiness.closed),
             };
             match step {
                 Step::Continue => {}
@@ -844,15 +886,22 @@ impl Handler for ConnHandler {
     }
 
     fn removed(&mut self) {
+        let Some(inner) = self.server.upgrade() else {
+            self.conn.shutdown();
+            return;
+        };
+        let was = lock(&inner.conns).remove(&self.conn.id);
+        if was.is_some() {
+            inner.active.fetch_sub(1, Ordering::AcqRel);
+        }
+        if self.eof && self.conn.is_open() {
+            // A clean end of stream: what the client sent before it is answered.
+            self.conn.finish(&inner);
+            return;
+        }
         self.conn.shutdown();
-        if let Some(inner) = self.server.upgrade() {
-            let was = lock(&inner.conns).remove(&self.conn.id);
-            if was.is_some() {
-                inner.active.fetch_sub(1, Ordering::AcqRel);
-            }
-            if self.conn.ready.load(Ordering::Acquire) {
-                inner.service.closed(self.conn.id);
-            }
+        if self.conn.ready.load(Ordering::Acquire) {
+            inner.service.closed(self.conn.id);
         }
     }
 }
@@ -879,9 +928,17 @@ fn drain(inner: &Inner, conn: &Conn) {
     loop {
         let next = lock(&conn.queue).pop_front();
         let Some(frame) = next else {
-            conn.scheduled.store(false, Ordering::Release);
-            // A frame queued between the pop and the store would be stranded.
-            if lock(&conn.queue).is_empty() || conn.scheduled.swap(true, Ordering::AcqRel) {
+            if conn.peer_done.load(Ordering::SeqCst) {
+                // Nothing more can arrive: `scheduled` stays set, so no other
+                // worker takes the connection up again.
+                conn.close_finished(inner);
+                return;
+            }
+            conn.scheduled.store(false, Ordering::SeqCst);
+            // A frame queued, or the end of stream reported ([`Conn::finish`]),
+            // between the pop and the store would be stranded.
+            let stranded = !lock(&conn.queue).is_empty() || conn.peer_done.load(Ordering::SeqCst);
+            if !stranded || conn.scheduled.swap(true, Ordering::AcqRel) {
                 return;
             }
             continue;

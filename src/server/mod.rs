@@ -44,6 +44,7 @@ pub use auth::{AuthError, Credentials};
 use crate::RayObj;
 use crate::codec::{Limits, MsgType};
 use crate::ipc::Reactor;
+pub use crate::ipc::reactor::ReactorConfig;
 use crate::view::RayView;
 use conn::Conn;
 use std::collections::HashMap;
@@ -82,6 +83,10 @@ pub struct ServerConfig {
     /// Longest a reply or push may wait for a client's socket to drain before the
     /// connection is dropped.
     pub write_timeout: Duration,
+    /// How the thread that reads every connection waits for them: busy-polling
+    /// for a while after each burst of messages, pinned to a core (see
+    /// [`ReactorConfig`]). The default neither spins nor pins.
+    pub reactor: ReactorConfig,
 }
 
 impl ServerConfig {
@@ -98,6 +103,7 @@ impl ServerConfig {
             ring_capacity: 256 << 10,
             offer_lz4: true,
             write_timeout: Duration::from_secs(30),
+            reactor: ReactorConfig::default(),
         }
     }
 
@@ -391,7 +397,7 @@ impl Server {
             source,
         })?;
         let addr = listener.local_addr().map_err(ServerError::Start)?;
-        let reactor = Reactor::new().map_err(ServerError::Start)?;
+        let reactor = Reactor::with_config(config.reactor).map_err(ServerError::Start)?;
         let (jobs, rx) = crossbeam_channel::unbounded::<Arc<Conn>>();
         let limits = Limits {
             max_frame: config.max_frame,
