@@ -181,10 +181,10 @@ mod tests {
         let wait = std::time::Duration::from_secs(5);
         let u = all.recv_timeout(wait).unwrap();
         assert_eq!((u.topic.as_str(), u.seq), ("trades", 1));
-        assert_eq!(u.payload.len(), 3);
+        assert_eq!(u.payload_owned().len(), 3);
         let u = only.recv_timeout(wait).unwrap();
         assert_eq!(
-            u.payload.as_table().unwrap().column("qty"),
+            u.payload_owned().as_table().unwrap().column("qty"),
             Some(&RayObj::from(vec![1i64, 3]))
         );
         // And from Rust, in-process.

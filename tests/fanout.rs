@@ -342,11 +342,11 @@ fn rust_client_subscribe_and_publish() {
     for i in 0..50i64 {
         let u = trades.recv_timeout(WAIT).unwrap();
         assert_eq!((u.topic.as_str(), u.seq), ("trades", i + 1));
-        assert_eq!(u.payload, rows(i * 10, 10));
+        assert_eq!(u.payload_owned(), rows(i * 10, 10));
     }
     for (k, i) in (0..50i64).step_by(5).enumerate() {
         let u = quotes.recv_timeout(WAIT).unwrap();
-        assert_eq!((u.seq, u.payload), (k as i64 + 1, RayObj::from(i)));
+        assert_eq!((u.seq, u.payload_owned()), (k as i64 + 1, RayObj::from(i)));
     }
     assert_eq!(
         trades.recv_timeout(Duration::from_millis(50)),
@@ -397,7 +397,7 @@ fn filters_are_encoded_once_per_distinct_filter() {
     let ids = |s: &raywire::ipc::Subscription<'_>| {
         let u = s.recv_timeout(WAIT).unwrap();
         assert_eq!(u.seq, 1);
-        let t = u.payload.as_table().unwrap().clone();
+        let t = u.payload_owned().as_table().unwrap().clone();
         (
             t.column("id").unwrap().clone(),
             t.column("sym").unwrap().clone(),
@@ -437,7 +437,10 @@ fn filters_are_encoded_once_per_distinct_filter() {
     // Non-table payloads are not filtered.
     assert_eq!(fanout.publisher("t").publish(&RayObj::from(7i64)), Ok(3));
     for s in [&all, &aapl, &two, &none] {
-        assert_eq!(s.recv_timeout(WAIT).unwrap().payload, RayObj::from(7i64));
+        assert_eq!(
+            s.recv_timeout(WAIT).unwrap().payload_owned(),
+            RayObj::from(7i64)
+        );
     }
     // The Rayfall way.
     let c = hopen("127.0.0.1", port).unwrap();
@@ -1011,11 +1014,11 @@ fn relay_chain_of_two() {
     }
     for i in 0..100 {
         let u = all.recv_timeout(WAIT).unwrap();
-        assert_eq!((u.seq, &u.payload), (i + 1, &rows(i * 4, 4)));
+        assert_eq!((u.seq, &u.payload_owned()), (i + 1, &rows(i * 4, 4)));
         let u = sub.recv_timeout(WAIT).unwrap();
         assert_eq!(u.seq, i + 1);
         assert_eq!(
-            u.payload.as_table().unwrap().column("id"),
+            u.payload_owned().as_table().unwrap().column("id"),
             Some(&RayObj::from(vec![i * 4 + 1]))
         );
     }
@@ -1036,7 +1039,10 @@ fn a_dead_middle_server_ends_the_subscriptions_below() {
     let sub = leaf.subscribe("ticks", &[]).unwrap();
     let p = root_fan.publisher("ticks");
     assert_eq!(p.publish(&RayObj::from(1i64)), Ok(1));
-    assert_eq!(sub.recv_timeout(WAIT).unwrap().payload, RayObj::from(1i64));
+    assert_eq!(
+        sub.recv_timeout(WAIT).unwrap().payload_owned(),
+        RayObj::from(1i64)
+    );
     // The middle dies: the leaf sees its connection close; nothing hangs.
     let t = Instant::now();
     mid.stop();
@@ -1126,7 +1132,14 @@ fn the_builtins_work_inside_any_query_through_the_evaluator_host() {
         RayObj::from(11i64)
     );
     let u = s.recv_timeout(WAIT).unwrap();
-    assert_eq!((u.seq, u.payload), (1, RayObj::from(vec![1i64, 2, 3])));
+    assert_eq!(
+        (u.seq, u.payload_owned()),
+        (1, RayObj::from(vec![1i64, 2, 3]))
+    );
+    // The payload is viewed where it arrived: its column is in the receive buffer.
+    assert!(u.in_ring());
+    let col = u.payload().column::<i64>().expect("an i64 column");
+    assert_eq!(col.to_vec(), [1i64, 2, 3]);
     assert!(matches!(
         c.execute("(.mc.pub 'trades)"),
         Err(IpcError::Remote { code }) if code == "arity"
@@ -1147,7 +1160,7 @@ fn a_publication_larger_than_the_queue_limit_still_reaches_a_reader() {
     for seq in 1..=3 {
         assert_eq!(fanout.publisher("big").publish(&big), Ok(seq));
         let u = sub.recv_timeout(WAIT).unwrap();
-        assert_eq!((u.seq, u.payload.len()), (seq, 1 << 20));
+        assert_eq!((u.seq, u.payload_owned().len()), (seq, 1 << 20));
     }
     assert_eq!(fanout.stats_snapshot().disconnected, 0);
 }

@@ -491,7 +491,8 @@ fn main() {
     // Both servers' reading threads share the publisher's core (they alternate
     // with it: it sends, they forward); the receiver keeps the other.
     let publisher_core = 1 - RX_CORE.load(Ordering::Relaxed);
-    let server_core = (env_or("FANOUT_PIN_SERVERS", 1) != 0).then_some(publisher_core);
+    let server_core = (env_or("FANOUT_PIN_SERVERS", 1) != 0)
+        .then_some(env_or("FANOUT_SERVER_CORE", publisher_core as u64) as usize);
     let mut config = ServerConfig::local(0);
     config.reactor = ReactorConfig {
         busy_poll: Duration::from_micros(env_or("FANOUT_BUSY_POLL_US", 50)),

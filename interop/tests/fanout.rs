@@ -194,10 +194,13 @@ fn a_raywire_client_subscribes_to_a_core_server() {
     for i in 0..50 {
         let u = sub.recv_timeout(WAIT).unwrap();
         assert_eq!((u.topic.as_str(), u.seq), ("trades", i + 1));
-        assert_eq!(u.payload, table(i * 3, 3));
+        assert_eq!(u.payload_owned(), table(i * 3, 3));
     }
     let u = sub.recv_timeout(WAIT).unwrap();
-    assert_eq!((u.seq, u.payload), (51, RayObj::from(vec![1i64, 2, 3])));
+    assert_eq!(
+        (u.seq, u.payload_owned()),
+        (51, RayObj::from(vec![1i64, 2, 3]))
+    );
     // Stats through the core.
     let stats = conn.execute("(.mc.stats)").unwrap();
     let raywire_stats = raywire_server().1.stats();
@@ -298,7 +301,10 @@ fn both_servers_put_the_same_bytes_on_the_wire() {
         {
             a.flags |= raywire::types::ATOM_FLAG_QUOTED;
         }
-        assert_eq!(raywire::ipc::Update::parse(upd).unwrap().payload, want);
+        assert_eq!(
+            raywire::ipc::Update::parse(upd).unwrap().payload_owned(),
+            want
+        );
     }
     // Neither takes the null object.
     for conn in [&to_core, &to_raywire] {
@@ -375,7 +381,7 @@ fn a_raywire_relay_fans_out_a_core_feed() {
         let u = sub.recv_timeout(WAIT).unwrap();
         assert_eq!(u.seq, i + 1);
         assert_eq!(
-            u.payload.as_table().unwrap().column("qty"),
+            u.payload_owned().as_table().unwrap().column("qty"),
             Some(&RayObj::from(vec![i * 3 + 1]))
         );
     }

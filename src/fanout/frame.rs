@@ -1,7 +1,7 @@
 //! The wire side of fan-out: the `upd` message, encoded once into a shared frame,
 //! and the row filter applied to table payloads.
 
-use crate::codec::{Encode, FrameHeader, HEADER_LEN, MsgType};
+use crate::codec::{Encode, FrameHeader, HEADER_LEN, MsgType, encode_to_slice};
 use crate::obj::{Atom, Dict, List, RayObj, RayVector, Scalar, Symbol, Table, Vector};
 use crate::types::TypeCode;
 use crate::with_vector;
@@ -10,30 +10,38 @@ use std::sync::Arc;
 
 /// `(upd "topic" seq (quote payload))` as one async frame, header included: the
 /// bytes the core's `.mc.pub` sends (PROTOCOL.md 4.6). The payload is encoded
-/// straight after the fixed prefix, never copied into an intermediate object.
+/// straight into the shared frame's one allocation, after the fixed prefix:
+/// never copied into an intermediate object or buffer.
 pub(crate) fn upd_frame<P: Encode + ?Sized>(topic: &str, seq: i64, payload: &P) -> Arc<[u8]> {
+    let payload_len = payload.encoded_len();
+    let mut prefix = Vec::with_capacity(HEADER_LEN + 54 + topic.len());
     let body = 10 // list of 4
         + 6 // 'upd'
         + 10 + topic.len() // "topic"
         + 10 // seq
         + 10 // list of 2
         + 8 // 'quote'
-        + payload.encoded_len();
-    let mut out = Vec::with_capacity(HEADER_LEN + body);
-    out.extend_from_slice(&FrameHeader::new(MsgType::Async, body as u64).to_bytes());
-    list_head(&mut out, 4);
-    symbol_atom(&mut out, "upd");
-    out.push((TypeCode::Str as u8).wrapping_neg());
-    out.push(0);
-    out.extend_from_slice(&(topic.len() as i64).to_le_bytes());
-    out.extend_from_slice(topic.as_bytes());
-    out.push((TypeCode::I64 as u8).wrapping_neg());
-    out.push(0);
-    out.extend_from_slice(&seq.to_le_bytes());
-    list_head(&mut out, 2);
-    symbol_atom(&mut out, "quote");
-    payload.encode(&mut out);
-    Arc::from(out)
+        + payload_len;
+    prefix.extend_from_slice(&FrameHeader::new(MsgType::Async, body as u64).to_bytes());
+    list_head(&mut prefix, 4);
+    symbol_atom(&mut prefix, "upd");
+    prefix.push((TypeCode::Str as u8).wrapping_neg());
+    prefix.push(0);
+    prefix.extend_from_slice(&(topic.len() as i64).to_le_bytes());
+    prefix.extend_from_slice(topic.as_bytes());
+    prefix.push((TypeCode::I64 as u8).wrapping_neg());
+    prefix.push(0);
+    prefix.extend_from_slice(&seq.to_le_bytes());
+    list_head(&mut prefix, 2);
+    symbol_atom(&mut prefix, "quote");
+    // One allocation of the exact size (a zero fill is far cheaper than the
+    // second copy that `Arc::from(Vec)` would make).
+    let mut frame: Arc<[u8]> = std::iter::repeat_n(0u8, prefix.len() + payload_len).collect();
+    let out = Arc::get_mut(&mut frame).expect("a new Arc has no other owner");
+    let (head, rest) = out.split_at_mut(prefix.len());
+    head.copy_from_slice(&prefix);
+    encode_to_slice(payload, rest).expect("sized by encoded_len");
+    frame
 }
 
 fn list_head(out: &mut Vec<u8>, n: i64) {

@@ -61,7 +61,7 @@
 //! let seq = fanout.publisher("trades").publish(&RayObj::from(vec![1i64, 2, 3])).unwrap();
 //! let upd = sub.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
 //! assert_eq!((upd.topic.as_str(), upd.seq, seq), ("trades", 1, 1));
-//! assert_eq!(upd.payload, RayObj::from(vec![1i64, 2, 3]));
+//! assert_eq!(upd.payload(), &RayObj::from(vec![1i64, 2, 3])); // a view, compared by value
 //! ```
 //!
 //! [`Service`]: crate::server::Service
@@ -706,11 +706,17 @@ impl Fanout {
         let Some(name) = topic_name(topic) else {
             return FanoutError::Type(".mc.pub topic must be a symbol or string").to_obj();
         };
-        if matches!(payload, RayView::Null) {
-            return FanoutError::Type(".mc.pub payload is not serializable").to_obj();
-        }
-        self.publish_body(name, Body::View(payload))
+        self.publish_view_to(name, payload)
             .map_or_else(|e| e.to_obj(), RayObj::from)
+    }
+
+    /// As [`Fanout::publish_to`], for a payload viewed in place (a received
+    /// update, say): without filters it is encoded straight from the view.
+    pub fn publish_view_to(&self, topic: &str, payload: &RayView<'_>) -> Result<i64, FanoutError> {
+        if matches!(payload, RayView::Null) {
+            return Err(FanoutError::Type(".mc.pub payload is not serializable"));
+        }
+        self.publish_body(topic, Body::View(payload))
     }
 
     /// As [`Fanout::publish_view`] when `topic` is small (fewer than

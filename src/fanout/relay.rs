@@ -175,7 +175,7 @@ fn run(
             Ok(u) => {
                 st.upstream_seq
                     .store(u64::try_from(u.seq).unwrap_or(0), Ordering::Relaxed);
-                if let Err(e) = fanout.publish_to(topic, &u.payload) {
+                if let Err(e) = fanout.publish_view_to(topic, u.payload()) {
                     tracing::warn!(topic, "relay could not re-publish an update: {e}");
                 }
                 st.relayed.fetch_add(1, Ordering::Relaxed);

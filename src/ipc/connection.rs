@@ -289,6 +289,14 @@ impl WriteSide {
 }
 
 type PushFn = Arc<dyn Fn(RayObj) + Send + Sync>;
+type PushViewFn = Arc<dyn Fn(ViewGuard) + Send + Sync>;
+
+/// Where async messages from the server go when a callback is set.
+#[derive(Clone)]
+enum PushSink {
+    Obj(PushFn),
+    View(PushViewFn),
+}
 type RequestFn = Arc<dyn Fn(RayObj) -> RayObj + Send + Sync>;
 
 const COMPRESS_AUTO: u8 = 0;
@@ -303,7 +311,7 @@ struct Shared {
     open: AtomicBool,
     push_tx: crossbeam_channel::Sender<RayObj>,
     push_rx: crossbeam_channel::Receiver<RayObj>,
-    on_push: RwLock<Option<PushFn>>,
+    on_push: RwLock<Option<PushSink>>,
     on_request: RwLock<Option<RequestFn>>,
     compression: AtomicU8,
     negotiated: Negotiated,
@@ -424,8 +432,8 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         match cb {
-            Some(f) => f(obj),
-            None => {
+            Some(PushSink::Obj(f)) => f(obj),
+            Some(PushSink::View(_)) | None => {
                 // The receiver lives in `self`: the channel cannot be disconnected.
                 let _ = self.push_tx.send(obj);
             }
@@ -557,6 +565,15 @@ impl Shared {
                 }
             }
             MsgType::Async => {
+                let sink = self
+                    .on_push
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                if let Some(PushSink::View(f)) = sink {
+                    f(ViewGuard::decode(frame, self.negotiated.lz4, &self.limits)?);
+                    return Ok(());
+                }
                 let obj = decode_obj(&frame, self.negotiated.lz4, &self.limits)?;
                 drop(frame);
                 self.deliver_push(obj);
@@ -1072,7 +1089,18 @@ impl Connection {
             .shared
             .on_push
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(f));
+            .unwrap_or_else(|e| e.into_inner()) = Some(PushSink::Obj(Arc::new(f)));
+    }
+
+    /// As [`Connection::on_push`], handing `f` each message as a [`ViewGuard`]:
+    /// decoded in place in the receive buffer, its columns never copied. Replaces
+    /// an [`Connection::on_push`] callback (and is replaced by one).
+    pub fn on_push_view<F: Fn(ViewGuard) + Send + Sync + 'static>(&self, f: F) {
+        *self
+            .shared
+            .on_push
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(PushSink::View(Arc::new(f)));
     }
 
     /// The channel of async messages pushed by the server (when no
@@ -1183,6 +1211,14 @@ enum Owner {
     Inflated(AlignedBuf),
 }
 
+impl Owner {
+    fn aligned_copy(payload: &[u8]) -> std::io::Result<Owner> {
+        let mut buf = AlignedBuf::payload_aligned(payload.len())?;
+        buf.as_mut_slice().copy_from_slice(payload);
+        Ok(Owner::Inflated(buf))
+    }
+}
+
 /// A decoded reply borrowing the bytes it was decoded from: the frame in the
 /// connection's receive mapping (or, for a compressed reply, its inflated
 /// payload). Columns are `&[T]` into those bytes. The mapping region stays
@@ -1205,16 +1241,37 @@ impl std::fmt::Debug for ViewGuard {
 }
 
 impl ViewGuard {
+    /// A reply's guard: an error object is the server's [`IpcError::Remote`].
     fn new(frame: RxFrame, lz4: bool, limits: &Limits) -> Result<ViewGuard, IpcError> {
+        let guard = ViewGuard::decode(frame, lz4, limits)?;
+        if let RayView::Error(code) = &guard.view {
+            return Err(IpcError::Remote {
+                code: code.as_str().to_owned(),
+            });
+        }
+        Ok(guard)
+    }
+
+    /// A guard over whatever object `frame` holds, an error object included.
+    fn decode(frame: RxFrame, lz4: bool, limits: &Limits) -> Result<ViewGuard, IpcError> {
         let owner = match inflate(&frame, lz4, limits)? {
             Cow::Borrowed(_) => Owner::Frame(frame),
             Cow::Owned(v) => {
                 drop(frame);
-                let mut buf = AlignedBuf::payload_aligned(v.len())?;
-                buf.as_mut_slice().copy_from_slice(&v);
-                Owner::Inflated(buf)
+                Owner::aligned_copy(&v)?
             }
         };
+        ViewGuard::over(owner, limits)
+    }
+
+    /// A guard over an encoded object (a payload, without frame header) of one's
+    /// own, copied once into a buffer aligned as the receive mapping is, so its
+    /// columns decode to `&[T]` as a received frame's do.
+    pub fn from_payload(payload: &[u8], limits: &Limits) -> Result<ViewGuard, IpcError> {
+        ViewGuard::over(Owner::aligned_copy(payload)?, limits)
+    }
+
+    fn over(owner: Owner, limits: &Limits) -> Result<ViewGuard, IpcError> {
         let bytes: &[u8] = match &owner {
             Owner::Frame(f) => f.payload(),
             Owner::Inflated(b) => b.as_slice(),
@@ -1228,11 +1285,6 @@ impl ViewGuard {
         let bytes: &'static [u8] =
             unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
         let view = codec::decode_view(bytes, limits)?;
-        if let RayView::Error(code) = &view {
-            return Err(IpcError::Remote {
-                code: code.as_str().to_owned(),
-            });
-        }
         Ok(ViewGuard { view, owner })
     }
 

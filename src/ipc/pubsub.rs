@@ -11,7 +11,7 @@
 //! let apple = conn.subscribe("quotes", &["AAPL"])?;      // raywire servers only
 //! conn.publish("trades", &RayObj::from(vec![1i64, 2]))?; // (.mc.pub "trades" (quote [1 2]))
 //! for upd in trades.iter().take(1) {
-//!     println!("{} #{}: {}", upd.topic, upd.seq, upd.payload);
+//!     println!("{} #{}: {}", upd.topic, upd.seq, upd.payload());
 //! }
 //! let _ = apple.recv_timeout(Duration::from_millis(10));
 //! # Ok::<(), raywire::ipc::IpcError>(())
@@ -21,9 +21,10 @@
 //!
 //! The server sends each update as an async frame holding
 //! `(upd "topic" seq (quote payload))`. The first subscription on a connection
-//! installs a router as the connection's [`Connection::on_push`] callback: it runs
-//! on the reactor thread, takes each update apart (no copy beyond the decode) and
-//! hands it to the channel of every subscription of its topic. Each channel is
+//! installs a router as the connection's [`Connection::on_push_view`] callback:
+//! it runs on the reactor thread, decodes each update in place in the receive
+//! buffer (nothing is copied: an [`Update`]'s payload is a view into the frame)
+//! and hands it to the channel of every subscription of its topic. Each channel is
 //! bounded ([`DEFAULT_CAPACITY`] updates unless [`Connection::subscribe_with`]
 //! says otherwise): the reactor never waits for a slow reader, so when a channel
 //! is full the update is dropped for it, counted by [`Subscription::dropped`], and
@@ -34,11 +35,11 @@
 //! A subscription ends when the connection closes: [`Subscription::recv`] then
 //! returns the updates that had arrived, then [`RecvError::Closed`].
 
-use super::connection::Connection;
+use super::connection::{Connection, ViewGuard};
 use super::error::IpcError;
 use super::writer::{Gather, Payload};
 use crate::types::TypeCode;
-use crate::{Atom, RayObj, RayVector, Scalar, Symbol};
+use crate::{Atom, RayObj, RayVector, RayView, Scalar, Symbol};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,80 +57,120 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One update of a subscribed topic.
-#[derive(Debug, Clone, PartialEq)]
+/// One update of a subscribed topic. Its payload is a view into the bytes it
+/// arrived in (the connection's receive buffer), shared by the subscriptions of
+/// its topic on that connection: nothing is copied unless
+/// [`Update::payload_owned`] is asked for.
+#[derive(Clone)]
 pub struct Update {
     /// The topic.
     pub topic: String,
     /// Its sequence number: per topic, from 1, one per publication (a gap means
     /// updates were dropped, or, with a filter, had no matching rows).
     pub seq: i64,
-    /// What was published (for a filtered subscription, its rows).
-    pub payload: RayObj,
+    /// The whole `(upd "topic" seq (quote payload))` message, checked to have
+    /// that shape.
+    msg: Arc<ViewGuard>,
+}
+
+impl std::fmt::Debug for Update {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Update")
+            .field("topic", &self.topic)
+            .field("seq", &self.seq)
+            .field("payload", self.payload())
+            .finish()
+    }
+}
+
+/// Two updates are equal when their topics, sequence numbers and payload values
+/// are (wherever the payloads' bytes lie).
+impl PartialEq for Update {
+    fn eq(&self, other: &Update) -> bool {
+        self.topic == other.topic
+            && self.seq == other.seq
+            && self.payload() == &other.payload_owned()
+    }
 }
 
 impl Update {
-    /// Takes an update message `(upd "topic" seq (quote payload))` apart; gives the
-    /// message back when it is not one.
-    pub fn parse(msg: RayObj) -> Result<Update, RayObj> {
-        let RayObj::List(mut l) = msg else {
+    /// Takes an update message apart; gives the message back when it is not one.
+    fn from_message(msg: ViewGuard) -> Result<Update, ViewGuard> {
+        let Some((topic, seq)) = upd_parts(msg.view()) else {
             return Err(msg);
-        };
-        let shape_ok = l.items.len() == 4
-            && is_symbol(&l.items[0], "upd")
-            && topic_of(&l.items[1]).is_some()
-            && matches!(
-                l.items[2],
-                RayObj::Atom(Atom {
-                    value: Scalar::I64(_),
-                    ..
-                })
-            )
-            && matches!(&l.items[3], RayObj::List(q) if q.items.len() == 2 && is_symbol(&q.items[0], "quote"));
-        if !shape_ok {
-            return Err(RayObj::List(l));
-        }
-        let mut it = l.items.drain(..);
-        let (_, topic, seq, quoted) = match (it.next(), it.next(), it.next(), it.next()) {
-            (Some(a), Some(b), Some(c), Some(d)) => (a, b, c, d),
-            _ => return Err(RayObj::Null),
-        };
-        let topic = topic_of(&topic).map(str::to_owned).unwrap_or_default();
-        let seq = match seq {
-            RayObj::Atom(Atom {
-                value: Scalar::I64(n),
-                ..
-            }) => n,
-            _ => 0,
-        };
-        let payload = match quoted {
-            RayObj::List(mut q) => q.items.pop().unwrap_or(RayObj::Null),
-            _ => RayObj::Null,
         };
         Ok(Update {
             topic,
             seq,
-            payload,
+            msg: Arc::new(msg),
         })
     }
+
+    /// Takes an update message `(upd "topic" seq (quote payload))` held as an
+    /// object apart (it is encoded once, to be viewed as a received one is);
+    /// gives the message back when it is not one.
+    pub fn parse(msg: RayObj) -> Result<Update, RayObj> {
+        let mut bytes = Vec::new();
+        crate::codec::encode_into(&msg, &mut bytes);
+        match ViewGuard::from_payload(&bytes, &crate::codec::Limits::default()) {
+            Ok(g) => Update::from_message(g).map_err(|_| msg),
+            Err(_) => Err(msg),
+        }
+    }
+
+    /// What was published (for a filtered subscription, its rows), viewed in
+    /// place: numeric columns are `&[T]` into the received frame.
+    pub fn payload(&self) -> &RayView<'_> {
+        static NULL: RayView<'static> = RayView::Null;
+        match self.msg.view() {
+            RayView::List(l) => match l.items.get(3) {
+                Some(RayView::List(q)) => q.items.get(1).unwrap_or(&NULL),
+                _ => &NULL,
+            },
+            _ => &NULL,
+        }
+    }
+
+    /// An owned copy of the payload.
+    pub fn payload_owned(&self) -> RayObj {
+        self.payload().to_owned()
+    }
+
+    /// Whether the payload still lies in the connection's receive mapping (not a
+    /// buffer of its own: a compressed, very large or congested update).
+    pub fn in_ring(&self) -> bool {
+        self.msg.in_ring()
+    }
 }
 
-fn is_symbol(o: &RayObj, name: &str) -> bool {
-    matches!(o, RayObj::Atom(Atom { value: Scalar::Symbol(s), .. }) if s.as_str() == name)
-}
-
-fn topic_of(o: &RayObj) -> Option<&str> {
-    match o {
-        RayObj::Atom(Atom {
+/// The topic and sequence number of `(upd "topic" seq (quote payload))`; `None`
+/// for any other shape.
+fn upd_parts(v: &RayView<'_>) -> Option<(String, i64)> {
+    let RayView::List(l) = v else { return None };
+    let [head, topic, seq, RayView::List(quoted)] = l.items.as_slice() else {
+        return None;
+    };
+    let seq = match seq {
+        RayView::Atom(Atom {
+            value: Scalar::I64(n),
+            ..
+        }) => *n,
+        _ => return None,
+    };
+    let is_symbol = |v: &RayView<'_>, name: &str| matches!(v, RayView::Atom(Atom { value: Scalar::Symbol(s), .. }) if s.as_str() == name);
+    let topic = match topic {
+        RayView::Atom(Atom {
             value: Scalar::Str(s),
             ..
-        }) => Some(s),
-        RayObj::Atom(Atom {
+        }) => s.clone(),
+        RayView::Atom(Atom {
             value: Scalar::Symbol(s),
             ..
-        }) => Some(s.as_str()),
-        _ => None,
-    }
+        }) => s.as_str().to_owned(),
+        _ => return None,
+    };
+    let quote_ok = quoted.items.len() == 2 && is_symbol(&quoted.items[0], "quote");
+    (is_symbol(head, "upd") && quote_ok).then_some((topic, seq))
 }
 
 /// Why [`Subscription::recv_timeout`] returned without an update.
@@ -168,11 +209,11 @@ impl Router {
         }
     }
 
-    fn deliver(&self, obj: RayObj) {
-        let upd = match Update::parse(obj) {
+    fn deliver(&self, msg: ViewGuard) {
+        let upd = match Update::from_message(msg) {
             Ok(u) => u,
             Err(other) => {
-                if let Err(TrySendError::Full(_)) = self.other_tx.try_send(other) {
+                if let Err(TrySendError::Full(_)) = self.other_tx.try_send(other.to_owned()) {
                     tracing::debug!("dropped a push: nobody reads other_pushes()");
                 }
                 return;
@@ -223,7 +264,7 @@ fn router_for(conn: &Connection) -> Arc<Router> {
     }
     let router = Arc::new(Router::new());
     let cb = router.clone();
-    conn.on_push(move |obj| cb.deliver(obj));
+    conn.on_push_view(move |msg| cb.deliver(msg));
     reg.push((key, Arc::downgrade(&router)));
     router
 }
@@ -537,7 +578,9 @@ mod tests {
         ]);
         let u = Update::parse(msg).unwrap();
         assert_eq!((u.topic.as_str(), u.seq), ("trades", 3));
-        assert_eq!(u.payload, RayObj::from(vec![1i64, 2]));
+        assert_eq!(u.payload_owned(), RayObj::from(vec![1i64, 2]));
+        let col = u.payload().column::<i64>().expect("an i64 column");
+        assert_eq!(col.to_vec(), [1i64, 2]);
         for other in [
             RayObj::from(1i64),
             RayObj::list(vec![RayObj::symbol("upd")]),
@@ -548,7 +591,7 @@ mod tests {
                 RayObj::Null,
             ]),
         ] {
-            assert_eq!(Update::parse(other.clone()), Err(other));
+            assert_eq!(Update::parse(other.clone()).err(), Some(other));
         }
     }
 

@@ -9,7 +9,11 @@
 //! threads fed through a `crossbeam` channel, so one slow query never stalls other
 //! connections' handshakes, small queries or pushes. The frames of one connection
 //! are handled one at a time, in order, so its replies keep the order of its
-//! requests.
+//! requests. When a client ends its stream, what it sent before is still handled
+//! and answered before the connection closes (PROTOCOL.md 2.5).
+//!
+//! For low latency the reading thread can busy-poll and be pinned to a core
+//! ([`ServerConfig::reactor`], [`ReactorConfig`]).
 //!
 //! Safe by default: without credentials the server listens on loopback and refuses
 //! other peers (unless [`ServerConfig::bind_explicit`]); frames are capped at
