@@ -476,18 +476,12 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let rounds: usize = std::env::var("FANOUT_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2)
-        .max(1);
+    let rounds = env_or("FANOUT_ROUNDS", 2).max(1) as usize;
     let _ = epoch();
-    if let Some(c) = std::env::var("FANOUT_RX_CORE")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        RX_CORE.store(c.min(1), Ordering::Relaxed);
-    }
+    RX_CORE.store(
+        env_or("FANOUT_RX_CORE", 1).min(1) as usize,
+        Ordering::Relaxed,
+    );
     // Both servers' reading threads share the publisher's core (they alternate
     // with it: it sends, they forward); the receiver keeps the other.
     let publisher_core = 1 - RX_CORE.load(Ordering::Relaxed);
@@ -503,10 +497,7 @@ fn main() {
         FanoutConfig {
             queue_limit: 256 << 20,
             policy: OverflowPolicy::Disconnect,
-            helpers: std::env::var("FANOUT_HELPERS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(FanoutConfig::default().helpers),
+            helpers: env_or("FANOUT_HELPERS", FanoutConfig::default().helpers as u64) as usize,
         },
         Arc::new(Nothing),
     )

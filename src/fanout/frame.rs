@@ -10,18 +10,18 @@ use std::sync::Arc;
 
 /// `(upd "topic" seq (quote payload))` as one async frame, header included: the
 /// bytes the core's `.mc.pub` sends (PROTOCOL.md 4.6). The payload is encoded
-/// straight into the shared frame's one allocation, after the fixed prefix:
-/// never copied into an intermediate object or buffer.
+/// straight into the shared frame, after the fixed prefix: never copied into an
+/// intermediate object or buffer.
 pub(crate) fn upd_frame<P: Encode + ?Sized>(topic: &str, seq: i64, payload: &P) -> Arc<[u8]> {
     let payload_len = payload.encoded_len();
-    let mut prefix = Vec::with_capacity(HEADER_LEN + 54 + topic.len());
-    let body = 10 // list of 4
+    let before_payload = 10 // list of 4
         + 6 // 'upd'
         + 10 + topic.len() // "topic"
         + 10 // seq
         + 10 // list of 2
-        + 8 // 'quote'
-        + payload_len;
+        + 8; // 'quote'
+    let body = before_payload + payload_len;
+    let mut prefix = Vec::with_capacity(HEADER_LEN + before_payload);
     prefix.extend_from_slice(&FrameHeader::new(MsgType::Async, body as u64).to_bytes());
     list_head(&mut prefix, 4);
     symbol_atom(&mut prefix, "upd");
@@ -34,8 +34,9 @@ pub(crate) fn upd_frame<P: Encode + ?Sized>(topic: &str, seq: i64, payload: &P) 
     prefix.extend_from_slice(&seq.to_le_bytes());
     list_head(&mut prefix, 2);
     symbol_atom(&mut prefix, "quote");
-    // One allocation of the exact size (a zero fill is far cheaper than the
-    // second copy that `Arc::from(Vec)` would make).
+    // The frame in one allocation of its exact size, the payload copied into it
+    // once (a zero fill is far cheaper than the second copy of the payload that
+    // `Arc::from(Vec)` would make); only the small prefix has a buffer of its own.
     let mut frame: Arc<[u8]> = std::iter::repeat_n(0u8, prefix.len() + payload_len).collect();
     let out = Arc::get_mut(&mut frame).expect("a new Arc has no other owner");
     let (head, rest) = out.split_at_mut(prefix.len());

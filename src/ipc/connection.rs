@@ -425,13 +425,8 @@ impl Shared {
         }
     }
 
-    fn deliver_push(&self, obj: RayObj) {
-        let cb = self
-            .on_push
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        match cb {
+    fn deliver_push(&self, obj: RayObj, sink: Option<PushSink>) {
+        match sink {
             Some(PushSink::Obj(f)) => f(obj),
             Some(PushSink::View(_)) | None => {
                 // The receiver lives in `self`: the channel cannot be disconnected.
@@ -576,7 +571,7 @@ impl Shared {
                 }
                 let obj = decode_obj(&frame, self.negotiated.lz4, &self.limits)?;
                 drop(frame);
-                self.deliver_push(obj);
+                self.deliver_push(obj, sink);
             }
             MsgType::Sync => {
                 let obj = decode_obj(&frame, self.negotiated.lz4, &self.limits)?;

@@ -336,9 +336,8 @@ fn run(
             .ticking
             .load(Ordering::Acquire)
             .then(|| TICK.saturating_sub(last_tick.elapsed()));
-        let now = busy_until.map(|_| std::time::Instant::now());
-        if let (Some(until), Some(now)) = (busy_until, now) {
-            if now < until {
+        if let Some(until) = busy_until {
+            if std::time::Instant::now() < until {
                 timeout = Some(std::time::Duration::ZERO);
             } else {
                 busy_until = None;

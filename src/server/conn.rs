@@ -215,7 +215,9 @@ impl Conn {
     /// (a publisher's last `.mc.pub`) are not lost.
     fn finish(self: &Arc<Self>, inner: &Inner) {
         self.peer_done.store(true, Ordering::SeqCst);
-        if !self.scheduled.swap(true, Ordering::AcqRel) && inner.jobs.send(self.clone()).is_err() {
+        // SeqCst with `drain`'s store of `scheduled` and load of `peer_done`: one
+        // side or the other sees the end of stream, so it is never stranded.
+        if !self.scheduled.swap(true, Ordering::SeqCst) && inner.jobs.send(self.clone()).is_err() {
             // No worker left (the server is stopping).
             self.shutdown();
         }
