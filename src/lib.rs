@@ -22,6 +22,7 @@ mod display;
 pub mod eval;
 pub mod fanout;
 pub mod ipc;
+pub mod net;
 mod obj;
 mod rayforce;
 pub mod server;

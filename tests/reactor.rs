@@ -2,7 +2,7 @@
 //! spinning or asleep, and an idle one goes back to sleep rather than burning its
 //! core. (Alone in its test binary, so the process's CPU time is the reactor's.)
 
-use raywire::ipc::reactor::{Control, Handler, Reactor, ReactorConfig, Readiness};
+use raywire::net::reactor::{Control, Handler, Reactor, ReactorConfig, Readiness};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;

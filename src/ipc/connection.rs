@@ -42,12 +42,12 @@
 //!   is inflated into a buffer of its own first (the view borrows that).
 
 use super::error::IpcError;
-use super::handshake::{ClientAction, ClientHandshake, Negotiated};
-use super::reactor::{Arming, Control, Handler, Reactor, Readiness};
-use super::ring::{AlignedBuf, DEFAULT_RING_CAPACITY, FrameReader, RxFrame};
-use super::sock::{MSG_DONTWAIT, NoSigPipe, WriteWait};
-use super::writer::{Expr, FrameWriter, Payload};
 use crate::codec::{self, Compression, FLAG_LZ4, Limits, MsgType};
+use crate::net::handshake::{ClientAction, ClientHandshake, Negotiated};
+use crate::net::reactor::{Arming, Control, Handler, Reactor, Readiness};
+use crate::net::ring::{AlignedBuf, DEFAULT_RING_CAPACITY, FrameReader, RxFrame};
+use crate::net::sock::{MSG_DONTWAIT, NoSigPipe, WriteWait};
+use crate::net::writer::{Expr, FrameWriter, Payload};
 use crate::{RayObj, RayView};
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -530,7 +530,7 @@ impl RxSide {
     /// requester has read it for a tick. Returns whether to tick again.
     fn settle(&mut self) -> bool {
         match self.led_until {
-            Some(t) if t.elapsed() >= super::reactor::TICK => {
+            Some(t) if t.elapsed() >= crate::net::reactor::TICK => {
                 self.led_until = None;
                 if !self.armed
                     && let Some(a) = &self.arming
@@ -831,7 +831,7 @@ fn map_handshake_io(e: std::io::Error, hs: &ClientHandshake) -> IpcError {
     use std::io::ErrorKind::*;
     match e.kind() {
         WouldBlock | TimedOut => IpcError::Timeout,
-        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => hs.on_eof(),
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => hs.on_eof().into(),
         _ => IpcError::Io(e),
     }
 }

@@ -51,6 +51,21 @@ pub enum IpcError {
     Encode(String),
 }
 
+impl From<crate::net::handshake::HandshakeError> for IpcError {
+    fn from(e: crate::net::handshake::HandshakeError) -> IpcError {
+        use crate::net::handshake::HandshakeError as H;
+        match e {
+            H::VersionMismatch { ours, theirs } => IpcError::VersionMismatch { ours, theirs },
+            H::AuthRequired => IpcError::AuthRequired,
+            H::AuthFailed => IpcError::AuthFailed,
+            H::Violation(s) => IpcError::Violation(s),
+            e @ (H::CredentialsTooLong(_) | H::ClosedEarly) => {
+                IpcError::ConnectionFailed(e.to_string())
+            }
+        }
+    }
+}
+
 /// The name the IPC documentation uses.
 pub type IPCError = IpcError;
 

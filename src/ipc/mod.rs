@@ -18,21 +18,17 @@
 //! # Ok::<(), IpcError>(())
 //! ```
 //!
-//! Modules, one per concern: [`handshake`] (sans-IO client and server machines),
-//! [`ring`] (the receive buffer and the sans-IO [`ring::FrameReader`]),
-//! [`writer`] (vectored sending and the sans-IO [`writer::FrameWriter`]),
-//! [`reactor`] (the `mio` event loop), [`connection`] and [`pool`].
+//! The client runs on the transport in [`crate::net`] (reactor, receive ring,
+//! writer, handshake), shared with the server. Modules here: [`connection`],
+//! [`pool`] and [`pubsub`].
 
 pub mod connection;
 mod error;
-pub mod handshake;
 pub mod pool;
 pub mod pubsub;
-pub mod reactor;
-pub mod ring;
-pub(crate) mod sock;
-pub mod writer;
 
+pub use crate::net::reactor::ReactorConfig;
+pub use crate::net::writer::{Expr, Payload};
 pub use connection::{
     COMPRESS_THRESHOLD, ConnectOptions, Connection, DEFAULT_CONNECT_TIMEOUT, Reply, ViewGuard,
     hopen, hopen_auth, hopen_timeout,
@@ -40,6 +36,3 @@ pub use connection::{
 pub use error::{IPCError, IpcError};
 pub use pool::{ConnectionPool, PooledConnection};
 pub use pubsub::{Subscription, Update};
-pub use reactor::{Reactor, ReactorConfig};
-pub use ring::{FrameReader, RxFrame};
-pub use writer::{Expr, FrameWriter, Payload};

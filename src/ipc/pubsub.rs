@@ -37,7 +37,7 @@
 
 use super::connection::{Connection, ViewGuard};
 use super::error::IpcError;
-use super::writer::{Gather, Payload};
+use crate::net::writer::{Gather, Payload};
 use crate::types::TypeCode;
 use crate::{Atom, RayObj, RayVector, RayView, Scalar, Symbol};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -566,7 +566,7 @@ impl Drop for Subscription<'_> {
 mod tests {
     use super::*;
     use crate::codec::{self, Limits, MsgType};
-    use crate::ipc::FrameWriter;
+    use crate::net::FrameWriter;
 
     #[test]
     fn parses_updates_and_gives_back_the_rest() {

@@ -1,10 +1,10 @@
 //! The server: accepts RayforceDB clients (the core's own and raywire's), runs the
 //! handshake and authentication, and answers their frames through a [`Service`].
 //!
-//! It runs on the same pieces as the client: the [`crate::ipc::Reactor`] reads
-//! every socket into a [`crate::ipc::FrameReader`] (frames decoded in place), the
-//! sans-IO [`crate::ipc::handshake::ServerHandshake`] drives the greeting, and
-//! [`crate::ipc::FrameWriter`] sends replies with vectored writes. Work that may
+//! It runs on the same pieces as the client: the [`crate::net::Reactor`] reads
+//! every socket into a [`crate::net::FrameReader`] (frames decoded in place), the
+//! sans-IO [`crate::net::handshake::ServerHandshake`] drives the greeting, and
+//! [`crate::net::FrameWriter`] sends replies with vectored writes. Work that may
 //! take time (decoding, evaluating, encoding, compressing) runs on a pool of worker
 //! threads fed through a `crossbeam` channel, so one slow query never stalls other
 //! connections' handshakes, small queries or pushes. The frames of one connection
@@ -47,8 +47,8 @@ pub use auth::{AuthError, Credentials};
 
 use crate::RayObj;
 use crate::codec::{Limits, MsgType};
-use crate::ipc::Reactor;
-pub use crate::ipc::reactor::ReactorConfig;
+use crate::net::Reactor;
+pub use crate::net::reactor::ReactorConfig;
 use crate::view::RayView;
 use conn::Conn;
 use std::collections::HashMap;

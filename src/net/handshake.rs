@@ -17,8 +17,36 @@
 //! Neither machine touches a socket: the driver reads [`ClientHandshake::wants`]
 //! (or [`ServerHandshake::wants`]) bytes, feeds them in, and writes what comes out.
 
-use super::error::IpcError;
 use crate::codec::WIRE_VERSION;
+
+/// Why a handshake failed. The client maps it into [`crate::ipc::IpcError`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The server speaks another wire version.
+    #[error("wire version mismatch: ours {ours}, theirs {theirs}")]
+    VersionMismatch {
+        /// The version this crate speaks (3).
+        ours: u8,
+        /// The version the peer answered with.
+        theirs: u8,
+    },
+    /// The server requires credentials and none were given.
+    #[error("the server requires authentication")]
+    AuthRequired,
+    /// The server rejected the credentials.
+    #[error("authentication failed")]
+    AuthFailed,
+    /// `user:password` is longer than the one length byte can say.
+    #[error("credentials of {0} bytes exceed the {MAX_CREDENTIALS}-byte limit")]
+    CredentialsTooLong(usize),
+    /// The server closed the connection before the handshake finished.
+    #[error("the server closed the connection during the handshake")]
+    ClosedEarly,
+    /// The peer's reply breaks the exchange (unknown flags, wrong length).
+    #[error("protocol violation: {0}")]
+    Violation(String),
+}
 
 /// Flags-byte bit: the server requires credentials.
 pub const AUTH_REQUIRED: u8 = 0x01;
@@ -57,7 +85,7 @@ enum ClientState {
 /// The client side of the handshake.
 ///
 /// ```
-/// use raywire::ipc::handshake::{ClientAction, ClientHandshake, CAP_LZ4};
+/// use raywire::net::handshake::{ClientAction, ClientHandshake, CAP_LZ4};
 /// let mut hs = ClientHandshake::new(None, true);
 /// assert_eq!(hs.hello(), [3, CAP_LZ4]);
 /// assert_eq!(hs.wants(), 2);
@@ -101,7 +129,7 @@ impl ClientHandshake {
     }
 
     /// Feeds exactly [`ClientHandshake::wants`] bytes from the server.
-    pub fn receive(&mut self, bytes: &[u8]) -> Result<ClientAction, IpcError> {
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<ClientAction, HandshakeError> {
         let r = self.step(bytes);
         if r.is_err() {
             self.state = ClientState::Failed;
@@ -109,18 +137,18 @@ impl ClientHandshake {
         r
     }
 
-    fn step(&mut self, bytes: &[u8]) -> Result<ClientAction, IpcError> {
+    fn step(&mut self, bytes: &[u8]) -> Result<ClientAction, HandshakeError> {
         match (self.state, bytes) {
             (ClientState::AwaitReply, &[version, flags]) => {
                 if version != WIRE_VERSION {
-                    return Err(IpcError::VersionMismatch {
+                    return Err(HandshakeError::VersionMismatch {
                         ours: WIRE_VERSION,
                         theirs: version,
                     });
                 }
                 let known = AUTH_REQUIRED | if self.offer_lz4 { CAP_LZ4 } else { 0 };
                 if flags & !known != 0 {
-                    return Err(IpcError::Violation(format!(
+                    return Err(HandshakeError::Violation(format!(
                         "unknown handshake flags {flags:#04x}"
                     )));
                 }
@@ -132,12 +160,12 @@ impl ClientHandshake {
                         authenticated: false,
                     }));
                 }
-                let creds = self.credentials.as_ref().ok_or(IpcError::AuthRequired)?;
+                let creds = self
+                    .credentials
+                    .as_ref()
+                    .ok_or(HandshakeError::AuthRequired)?;
                 if creds.len() > MAX_CREDENTIALS {
-                    return Err(IpcError::ConnectionFailed(format!(
-                        "credentials of {} bytes exceed the {MAX_CREDENTIALS}-byte limit",
-                        creds.len()
-                    )));
+                    return Err(HandshakeError::CredentialsTooLong(creds.len()));
                 }
                 let mut out = Vec::with_capacity(creds.len() + 1);
                 out.push(creds.len() as u8);
@@ -152,8 +180,8 @@ impl ClientHandshake {
                     authenticated: true,
                 }))
             }
-            (ClientState::AwaitAuth, &[_]) => Err(IpcError::AuthFailed),
-            (state, bytes) => Err(IpcError::Violation(format!(
+            (ClientState::AwaitAuth, &[_]) => Err(HandshakeError::AuthFailed),
+            (state, bytes) => Err(HandshakeError::Violation(format!(
                 "handshake got {} bytes in state {state:?}",
                 bytes.len()
             ))),
@@ -162,12 +190,10 @@ impl ClientHandshake {
 
     /// The error to report when the server closes the connection before the
     /// machine is done: a closed socket after sending credentials is a rejection.
-    pub fn on_eof(&self) -> IpcError {
+    pub fn on_eof(&self) -> HandshakeError {
         match self.state {
-            ClientState::AwaitAuth => IpcError::AuthFailed,
-            _ => IpcError::ConnectionFailed(
-                "the server closed the connection during the handshake".into(),
-            ),
+            ClientState::AwaitAuth => HandshakeError::AuthFailed,
+            _ => HandshakeError::ClosedEarly,
         }
     }
 }
@@ -238,7 +264,7 @@ enum ServerState {
 /// The server side of the handshake.
 ///
 /// ```
-/// use raywire::ipc::handshake::{ServerAction, ServerHandshake};
+/// use raywire::net::handshake::{ServerAction, ServerHandshake};
 /// let mut hs = ServerHandshake::new(true, true);
 /// assert_eq!(hs.receive(&[3, 0]), ServerAction::Send(vec![3, 1])); // a core client: no lz4 bit
 /// assert_eq!(hs.wants(), 1);
@@ -369,7 +395,7 @@ mod tests {
         client: &mut ClientHandshake,
         server: &mut ServerHandshake,
         password: &str,
-    ) -> (Result<Negotiated, IpcError>, Option<Negotiated>) {
+    ) -> (Result<Negotiated, HandshakeError>, Option<Negotiated>) {
         let mut to_server = client.hello().to_vec();
         let mut server_done = None;
         for _ in 0..8 {
@@ -401,7 +427,7 @@ mod tests {
                 Err(e) => return (Err(e), server_done),
             }
         }
-        (Err(IpcError::Timeout), server_done)
+        panic!("the handshake did not finish in 8 rounds")
     }
 
     #[test]
@@ -442,14 +468,14 @@ mod tests {
             &mut ServerHandshake::new(true, false),
             "pw",
         );
-        assert!(matches!(r, Err(IpcError::AuthFailed)));
+        assert!(matches!(r, Err(HandshakeError::AuthFailed)));
         assert!(sd.is_none());
         let (r, _) = run(
             &mut ClientHandshake::new(None, false),
             &mut ServerHandshake::new(true, false),
             "pw",
         );
-        assert!(matches!(r, Err(IpcError::AuthRequired)));
+        assert!(matches!(r, Err(HandshakeError::AuthRequired)));
     }
 
     #[test]
@@ -458,24 +484,27 @@ mod tests {
         c.hello();
         assert!(matches!(
             c.receive(&[2, 0]),
-            Err(IpcError::VersionMismatch { ours: 3, theirs: 2 })
+            Err(HandshakeError::VersionMismatch { ours: 3, theirs: 2 })
         ));
         let mut c = ClientHandshake::new(None, false);
         c.hello();
         // The lz4 bit was not offered: a server may not send it.
         assert!(matches!(
             c.receive(&[3, CAP_LZ4]),
-            Err(IpcError::Violation(_))
+            Err(HandshakeError::Violation(_))
         ));
         let mut c = ClientHandshake::new(None, true);
         c.hello();
-        assert!(matches!(c.receive(&[3, 0x80]), Err(IpcError::Violation(_))));
-        assert!(matches!(c.receive(&[3]), Err(IpcError::Violation(_))));
+        assert!(matches!(
+            c.receive(&[3, 0x80]),
+            Err(HandshakeError::Violation(_))
+        ));
+        assert!(matches!(c.receive(&[3]), Err(HandshakeError::Violation(_))));
         let mut c = ClientHandshake::new(Some(("", &"x".repeat(300))), false);
         c.hello();
         assert!(matches!(
             c.receive(&[3, 1]),
-            Err(IpcError::ConnectionFailed(_))
+            Err(HandshakeError::CredentialsTooLong(301))
         ));
     }
 

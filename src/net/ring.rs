@@ -287,7 +287,7 @@ struct Big {
 /// [`FrameReader::commit`], take complete frames with [`FrameReader::next_frame`].
 ///
 /// ```
-/// use raywire::ipc::ring::FrameReader;
+/// use raywire::net::ring::FrameReader;
 /// use raywire::{codec, RayObj};
 /// let mut wire = Vec::new();
 /// codec::encode_frame(&RayObj::from(vec![1i64, 2, 3]), codec::MsgType::Response, &mut wire);

@@ -3,7 +3,7 @@
 //!
 //! The reactor knows nothing of frames or connections: a handler does the reading
 //! (with the sans-IO [`super::ring::FrameReader`]) and decides what a frame means.
-//! The client registers one handler per [`super::Connection`]; a server can
+//! The client registers one handler per [`crate::ipc::Connection`]; a server can
 //! register its accepted sockets the same way. Writes do not go through the
 //! reactor: the thread that has something to send writes it directly (see
 //! [`super::writer::FrameWriter`]), so a request costs no thread hop on the way out.
@@ -31,7 +31,7 @@ pub const TICK: std::time::Duration = std::time::Duration::from_millis(1);
 /// kernel place the thread, which is right for a client or a quiet server.
 ///
 /// ```
-/// use raywire::ipc::reactor::{Reactor, ReactorConfig};
+/// use raywire::net::reactor::{Reactor, ReactorConfig};
 /// use std::time::Duration;
 ///
 /// let r = Reactor::with_config(ReactorConfig {
