@@ -3,10 +3,10 @@
 //! `write` sends any object async; a column goes to the socket from its own
 //! memory (one vectored write: header, vector head, the elements), not copied.
 
-use raywire::ipc::{IpcError, hopen};
+use raywire::ipc::hopen;
 use raywire::{RayObj, RayVector, Symbol, Table};
 
-fn main() -> Result<(), IpcError> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let host = args.next().unwrap_or_else(|| "localhost".into());
     let port = args.next().and_then(|p| p.parse().ok()).unwrap_or(5000);
@@ -31,9 +31,9 @@ fn main() -> Result<(), IpcError> {
             RayObj::from(RayVector::<Symbol>::from_iter(["AAPL", "MSFT"])),
             RayObj::from(vec![150.0f64, 300.0]),
         ],
-    )
-    .map_err(IpcError::Encode)?;
+    )?;
     conn.write(&table)?;
     println!("the server got:\n{}", conn.execute("prices")?);
-    conn.close()
+    conn.close()?;
+    Ok(())
 }

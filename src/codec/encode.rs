@@ -69,6 +69,11 @@ pub fn encode_into<E: Encode + ?Sized>(obj: &E, out: &mut Vec<u8>) {
 }
 
 /// Appends a whole uncompressed frame (header and payload) for `obj` to `out`.
+///
+/// Infallible, and unchecked: for an object known to be writable (validated with
+/// [`validate`], or built without symbols from outside). A symbol holding a NUL
+/// byte would be written as is and corrupt the stream for the peer; use
+/// [`encode_frame_checked`] when in doubt.
 pub fn encode_frame<E: Encode + ?Sized>(obj: &E, msgtype: MsgType, out: &mut Vec<u8>) {
     let n = obj.encoded_len();
     out.reserve(HEADER_LEN + n);
@@ -406,23 +411,54 @@ fn column_bytes<'a>(v: &VectorView<'a>) -> &'a [u8] {
     }
 }
 
-/// Checks that every symbol in `obj` can be written (none contains a NUL byte,
-/// which would end it early on the wire).
+fn check_name(s: &str) -> Result<(), EncodeError> {
+    if s.as_bytes().contains(&0) {
+        Err(EncodeError::NulInSymbol(s.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks symbols as [`validate`] does.
+pub fn validate_symbols(symbols: &[Symbol]) -> Result<(), EncodeError> {
+    symbols.iter().try_for_each(|s| check_name(&s.0))
+}
+
+/// Checks an atom as [`validate`] does.
+pub fn validate_atom(atom: &Atom) -> Result<(), EncodeError> {
+    match &atom.value {
+        Scalar::Symbol(s) => check_name(&s.0),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that every symbol and builtin name in `obj` can be written: none
+/// contains a NUL byte, which the wire uses as the terminator (a core peer would
+/// read the name cut short and the rest of the frame as the wrong objects).
+///
+/// The encoders ([`encode_frame`], [`encode_into`], ...) do not check: they are
+/// for objects already validated, or built so that they cannot hold a NUL. The
+/// client's send path ([`crate::ipc::Connection`]) checks every object first and
+/// refuses a bad one before writing any byte.
+///
+/// ```
+/// use raywire::codec::{validate, EncodeError};
+/// use raywire::RayObj;
+///
+/// assert!(validate(&RayObj::symbol("ok")).is_ok());
+/// assert!(matches!(
+///     validate(&RayObj::list(vec![RayObj::symbol("a\0b")])),
+///     Err(EncodeError::NulInSymbol(_))
+/// ));
+/// ```
 pub fn validate(obj: &RayObj) -> Result<(), EncodeError> {
-    let bad = |s: &str| s.contains('\0');
     match obj {
-        RayObj::Atom(Atom {
-            value: Scalar::Symbol(s),
-            ..
-        }) if bad(s) => Err(EncodeError::NulInSymbol(s.0.clone())),
-        RayObj::Vector(Vector::Symbol(v)) => match v.iter().find(|s| bad(s)) {
-            Some(s) => Err(EncodeError::NulInSymbol(s.0.clone())),
-            None => Ok(()),
-        },
+        RayObj::Atom(a) => validate_atom(a),
+        RayObj::Vector(Vector::Symbol(v)) => validate_symbols(v.as_slice()),
         RayObj::List(l) => l.items.iter().try_for_each(validate),
         RayObj::Dict(d) => validate(&d.keys).and_then(|_| validate(&d.values)),
         RayObj::Table(t) => {
-            validate(&RayObj::Vector(Vector::Symbol(t.names.clone())))?;
+            validate_symbols(t.names.as_slice())?;
             t.columns.items.iter().try_for_each(validate)
         }
         RayObj::Lambda(l) => {
@@ -430,6 +466,71 @@ pub fn validate(obj: &RayObj) -> Result<(), EncodeError> {
             validate(&l.body)?;
             l.closure.as_ref().map_or(Ok(()), validate)
         }
-        _ => Ok(()),
+        RayObj::Builtin(b) => check_name(&b.name),
+        RayObj::Null | RayObj::Vector(_) | RayObj::Error(_) => Ok(()),
+    }
+}
+
+/// Checks a view as [`validate`] does. Symbol vectors and tables' names in a
+/// view were cut at their terminators when it was decoded, so only atoms and
+/// builtin names (which a caller may have put in a view of its own) are looked
+/// at.
+pub fn validate_view(v: &RayView<'_>) -> Result<(), EncodeError> {
+    match v {
+        RayView::Atom(a) => validate_atom(a),
+        RayView::List(l) => l.items.iter().try_for_each(validate_view),
+        RayView::Dict(d) => validate_view(&d.keys).and_then(|_| validate_view(&d.values)),
+        RayView::Table(t) => t.columns.iter().try_for_each(validate_view),
+        RayView::Builtin { name, .. } => check_name(name),
+        RayView::Null | RayView::Vector(_) | RayView::Error(_) | RayView::Lambda { .. } => Ok(()),
+    }
+}
+
+/// As [`encode_frame`], after [`validate`]: an object that cannot be written is
+/// refused and nothing is appended to `out`.
+pub fn encode_frame_checked(
+    obj: &RayObj,
+    msgtype: MsgType,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    validate(obj)?;
+    encode_frame(obj, msgtype, out);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_anywhere_is_found_and_nothing_is_written() {
+        let bad = [
+            RayObj::symbol("a\0"),
+            RayObj::from(RayVector::<Symbol>::from_iter(["x", "\0y"])),
+            RayObj::list(vec![RayObj::Null, RayObj::list(vec![RayObj::symbol("\0")])]),
+            crate::Table::new(
+                ["ok", "b\0ad"],
+                vec![RayObj::from(vec![1i64]), RayObj::from(vec![2i64])],
+            )
+            .unwrap()
+            .into(),
+        ];
+        for obj in bad {
+            let mut out = vec![7u8];
+            assert!(
+                matches!(
+                    encode_frame_checked(&obj, MsgType::Async, &mut out),
+                    Err(EncodeError::NulInSymbol(_))
+                ),
+                "{obj:?}"
+            );
+            assert_eq!(out, [7u8], "nothing appended");
+        }
+        let good = RayObj::list(vec![RayObj::symbol("a"), RayObj::string("with \0 inside")]);
+        let mut out = Vec::new();
+        encode_frame_checked(&good, MsgType::Async, &mut out).unwrap();
+        let mut plain = Vec::new();
+        encode_frame(&good, MsgType::Async, &mut plain);
+        assert_eq!(out, plain);
     }
 }

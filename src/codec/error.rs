@@ -105,8 +105,10 @@ pub enum DecodeError {
     TrailingBytes(usize),
 }
 
-/// Why an object could not be encoded.
+/// Why an object could not be encoded. Checked before any byte is written (see
+/// [`crate::codec::validate`]), so a refused object leaves a stream intact.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EncodeError {
     /// The caller's buffer is too small.
     #[error("buffer of {available} bytes is too small for {needed}")]
@@ -116,7 +118,15 @@ pub enum EncodeError {
         /// Bytes the buffer had.
         available: usize,
     },
-    /// A symbol contains a NUL byte, which the wire uses as its terminator.
+    /// A symbol (or a builtin's name) contains a NUL byte, which the wire uses
+    /// as its terminator: the peer would read two names, and every byte after
+    /// as the wrong object. Remove the NUL, or send the text as a string.
     #[error("symbol {0:?} contains a NUL byte")]
     NulInSymbol(String),
+    /// The payload is longer than a frame's size field can say.
+    #[error("payload of {len} bytes is too large for a frame")]
+    TooLarge {
+        /// The payload's length.
+        len: usize,
+    },
 }

@@ -17,8 +17,9 @@ pub use decode::{
     Limits, decode, decode_frame, decode_frame_owned, decode_view, frame_payload, inflate,
 };
 pub use encode::{
-    Compression, Encode, Sink, SliceSink, encode_frame, encode_frame_compressed, encode_into,
-    encode_to_slice, validate,
+    Compression, Encode, Sink, SliceSink, encode_frame, encode_frame_checked,
+    encode_frame_compressed, encode_into, encode_to_slice, validate, validate_atom,
+    validate_symbols, validate_view,
 };
 pub use error::{DecodeError, EncodeError};
 pub use header::{

@@ -4,298 +4,91 @@
 //! # Threads
 //!
 //! A [`Connection`] is `Send + Sync`: share it by reference or in an `Arc`. A
-//! request is written by the calling thread itself, under a write lock, together
-//! with its entry in the queue of pending replies, so the order of the queue is the
-//! order of the requests on the wire (the wire has no request ids: replies come
-//! back in request order, and each response frame completes the oldest entry).
+//! request is written by the calling thread itself, in its turn at the writer
+//! (waited for with the request's deadline, so a thread blocked writing a huge
+//! frame never makes another one wait past its timeout), together with its entry
+//! in the queue of pending replies, so the order of the queue is the order of
+//! the requests on the wire (the wire has no request ids: replies come back in
+//! request order, and each response frame completes the oldest entry).
 //!
-//! Reading. The socket is read by whoever holds its read side. A requester
-//! waiting for its reply takes it if it is free and reads the socket itself,
-//! blocking in `recv` (the socket is in blocking mode; every other read and every
-//! write passes `MSG_DONTWAIT`), and completes every reply that comes, its own
-//! and other threads'; the others sleep until theirs is filled, and the next one
-//! in line is woken to take over when the reader leaves. That saves the hop from a
-//! reader thread to the requester, and any epoll call, on every reply: measured
-//! against a core server, a round trip costs less than with the core's own
-//! client. While no requester reads, the shared [`Reactor`] thread does: one tick
-//! (1 ms) after the last requester let go, the socket goes back into the
-//! reactor's epoll set, so pushes and a closed peer are seen on an idle
-//! connection too. (The socket is kept out of that set while requesters read: a
-//! socket in an epoll set wakes the set's waiter inside the kernel on every
-//! packet, a context switch per reply.)
+//! Reading is described in [`super::rx`]: a requester waiting for its reply
+//! reads the socket itself when no one else does (measured against a core
+//! server, a round trip then costs less than with the core's own client), and the
+//! shared [`Reactor`] thread reads an idle connection, so pushes and a closed
+//! peer are seen there too.
 //!
 //! Async frames from the server are pushes; they go to [`Connection::on_push`]'s
-//! callback or to the channel of [`Connection::pushes`], never to a waiting
-//! request.
+//! callback or to [`Connection::pushes`], never to a waiting request. Both are
+//! bounded in bytes ([`ConnectOptions::push_capacity`]): when full, the
+//! connection stops reading until they drain, and TCP makes the server wait.
+//! Callbacks never run under a lock of the connection, so they may call it.
 //!
 //! # What is copied
 //!
 //! - Sending: fixed-width columns (≥ 512 bytes) go from the object's memory to the
-//!   socket by a vectored write ([`super::writer`]); heads and symbols are encoded
-//!   into a small scratch buffer. [`Connection::execute`]'s text is referenced too.
-//!   A compressed frame is encoded and compressed into one buffer first.
+//!   socket by a vectored write ([`crate::net::writer`]); heads and symbols are
+//!   encoded into a small scratch buffer. [`Connection::execute`]'s text is
+//!   referenced too. A compressed frame is encoded and compressed into one buffer
+//!   first.
 //! - Receiving: the reply is read into the connection's receive mapping
-//!   ([`super::ring`]) and decoded there. [`Connection::execute`] and
+//!   ([`crate::net::ring`]) and decoded there. [`Connection::execute`] and
 //!   [`Connection::send`] then build an owned [`RayObj`] (one copy of every column);
 //!   [`Connection::execute_view`] copies nothing: its [`ViewGuard`] borrows the
 //!   frame in the mapping, and its columns are `&[T]` into it. A compressed reply
 //!   is inflated into a buffer of its own first (the view borrows that).
 
+pub use super::options::{
+    COMPRESS_THRESHOLD, ConnectOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE,
+    DEFAULT_PUSH_CAPACITY, DEFAULT_SUBSCRIPTION_CAPACITY, Overflow, hopen, hopen_auth,
+    hopen_timeout,
+};
+pub use super::queue::Pushes;
+pub use super::reply::Reply;
+pub use super::view_guard::ViewGuard;
+
 use super::error::IpcError;
-use crate::codec::{self, Compression, FLAG_LZ4, Limits, MsgType};
+use super::queue::{ByteQueue, Gate, Mode};
+use super::reply::Slot;
+use super::requests::REQUEST_QUEUE;
+use super::rx::{ConnHandler, Delivery, RxSide};
+use super::tx::WriteTurn;
+use crate::RayObj;
+use crate::codec::{Compression, MsgType};
 use crate::net::handshake::{ClientAction, ClientHandshake, Negotiated};
-use crate::net::reactor::{Arming, Control, Handler, Reactor, Readiness};
-use crate::net::ring::{AlignedBuf, DEFAULT_RING_CAPACITY, FrameReader, RxFrame};
-use crate::net::sock::{MSG_DONTWAIT, NoSigPipe, WriteWait};
-use crate::net::writer::{Expr, FrameWriter, Payload};
-use crate::{RayObj, RayView};
-use std::borrow::Cow;
+use crate::net::reactor::{Arming, Reactor};
+use crate::net::ring::FrameReader;
+use crate::net::writer::{Expr, Payload};
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-/// Connect + handshake budget of [`hopen`] and [`hopen_auth`] (the core's default).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Payloads at or below this size are never compressed.
-pub const COMPRESS_THRESHOLD: usize = 2000;
-/// Idle time before TCP keepalive probes start.
-pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);
-/// How long the reactor may take to answer a sync request from the server.
-const SERVER_REQUEST_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Opens a connection with the default 5 s connect and handshake timeout.
-///
-/// ```no_run
-/// let conn = raywire::ipc::hopen("localhost", 5000)?;
-/// let r = conn.execute("(+ 1 2 3)")?;
-/// # Ok::<(), raywire::ipc::IpcError>(())
-/// ```
-pub fn hopen(host: &str, port: u16) -> Result<Connection, IpcError> {
-    ConnectOptions::new(host, port).connect()
-}
-
-/// Opens a connection, giving up after `timeout_ms` milliseconds for connect and
-/// handshake together.
-pub fn hopen_timeout(host: &str, port: u16, timeout_ms: u64) -> Result<Connection, IpcError> {
-    ConnectOptions::new(host, port)
-        .timeout(Duration::from_millis(timeout_ms))
-        .connect()
-}
-
-/// Opens a connection to a server that requires credentials.
-pub fn hopen_auth(
-    host: &str,
-    port: u16,
-    user: &str,
-    password: &str,
-) -> Result<Connection, IpcError> {
-    ConnectOptions::new(host, port)
-        .credentials(user, password)
-        .connect()
-}
-
-/// Everything [`Connection::connect`] can be told.
-#[derive(Debug, Clone)]
-pub struct ConnectOptions {
-    /// Host name or address.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// Budget for connect and handshake together.
-    pub timeout: Duration,
-    /// `(user, password)`, sent when the server asks.
-    pub credentials: Option<(String, String)>,
-    /// Offer lz4 frames in the handshake (harmless toward a core server).
-    pub offer_lz4: bool,
-    /// Size of the receive mapping.
-    pub ring_capacity: usize,
-    /// TCP keepalive idle time; `None` leaves keepalive off.
-    pub keepalive: Option<Duration>,
-    /// Limits enforced on every frame received.
-    pub limits: Limits,
-}
-
-impl ConnectOptions {
-    /// Defaults for `host:port`: 5 s timeout, no credentials, lz4 offered, a 4 MiB
-    /// receive mapping, keepalive after 30 s idle.
-    pub fn new(host: &str, port: u16) -> ConnectOptions {
-        ConnectOptions {
-            host: host.to_owned(),
-            port,
-            timeout: DEFAULT_CONNECT_TIMEOUT,
-            credentials: None,
-            offer_lz4: true,
-            ring_capacity: DEFAULT_RING_CAPACITY,
-            keepalive: Some(DEFAULT_KEEPALIVE),
-            limits: Limits::default(),
-        }
-    }
-
-    /// Sets the connect + handshake budget.
-    pub fn timeout(mut self, t: Duration) -> Self {
-        self.timeout = t;
-        self
-    }
-
-    /// Sets the credentials.
-    pub fn credentials(mut self, user: &str, password: &str) -> Self {
-        self.credentials = Some((user.to_owned(), password.to_owned()));
-        self
-    }
-
-    /// Whether to offer lz4.
-    pub fn offer_lz4(mut self, on: bool) -> Self {
-        self.offer_lz4 = on;
-        self
-    }
-
-    /// Sets the receive mapping size.
-    pub fn ring_capacity(mut self, bytes: usize) -> Self {
-        self.ring_capacity = bytes;
-        self
-    }
-
-    /// Sets the keepalive idle time (`None`: off).
-    pub fn keepalive(mut self, idle: Option<Duration>) -> Self {
-        self.keepalive = idle;
-        self
-    }
-
-    /// Sets the frame limits.
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Connects.
-    pub fn connect(&self) -> Result<Connection, IpcError> {
-        Connection::connect(self)
-    }
-}
-
-/// Where a reply goes: filled by the reactor, waited on by the requester.
-struct Slot {
-    done: AtomicBool,
-    value: Mutex<Option<Result<RxFrame, IpcError>>>,
-    cv: Condvar,
-    /// Threads asleep on `cv`: a fill wakes them only if there are any (a
-    /// requester that read its own reply is not asleep, and the wake-up would
-    /// be a system call for nothing).
-    sleepers: AtomicUsize,
-}
-
-impl Slot {
-    fn new() -> Arc<Slot> {
-        Arc::new(Slot {
-            done: AtomicBool::new(false),
-            value: Mutex::new(None),
-            cv: Condvar::new(),
-            sleepers: AtomicUsize::new(0),
-        })
-    }
-
-    fn fill(&self, v: Result<RxFrame, IpcError>) {
-        let mut g = lock(&self.value);
-        if g.is_none() && !self.done.load(Ordering::Acquire) {
-            *g = Some(v);
-        }
-        self.done.store(true, Ordering::Release);
-        drop(g);
-        // A sleeper increments `sleepers` while holding the lock, before it
-        // waits: either it did so before our lock (we see it) or it sees `done`.
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
-            self.cv.notify_all();
-        }
-    }
-
-    /// Sleeps until the slot is filled, [`Slot::nudge`]d, or `until`.
-    fn nap(&self, until: Instant) {
-        let g = lock(&self.value);
-        let now = Instant::now();
-        if g.is_some() || self.done.load(Ordering::Acquire) || now >= until {
-            return;
-        }
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        drop(self.cv.wait_timeout(g, until - now));
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// Wakes the slot's sleeper, if any, without filling it (to take over reading).
-    fn nudge(&self) {
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
-            let _g = lock(&self.value);
-            self.cv.notify_all();
-        }
-    }
-
-    fn wait(&self, deadline: Option<Instant>) -> Result<RxFrame, IpcError> {
-        // No spinning: measured on loopback, sleeping on the condvar right away is
-        // faster (a spinning requester competes with the reactor and the server).
-        let mut g = lock(&self.value);
-        loop {
-            if let Some(v) = g.take() {
-                return v;
-            }
-            if self.done.load(Ordering::Acquire) {
-                return Err(IpcError::Closed);
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return Err(IpcError::Timeout);
-            }
-            self.sleepers.fetch_add(1, Ordering::SeqCst);
-            g = match deadline {
-                None => self.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    self.cv
-                        .wait_timeout(g, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
-            self.sleepers.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-}
-
-struct PendingQueue {
-    queue: VecDeque<Arc<Slot>>,
+pub(crate) struct PendingQueue {
+    pub(crate) queue: VecDeque<Arc<Slot>>,
     /// Why the connection closed, once it has.
-    closed: Option<IpcError>,
+    pub(crate) closed: Option<IpcError>,
 }
 
-/// The write side of a connection: waits for the socket to drain.
-struct WriteSide(WriteWait);
+pub(crate) type PushFn = Arc<dyn Fn(RayObj) + Send + Sync>;
+pub(crate) type PushViewFn = Arc<dyn Fn(ViewGuard) + Send + Sync>;
 
-impl WriteSide {
-    fn new(fd: std::os::fd::RawFd) -> std::io::Result<WriteSide> {
-        WriteWait::new(fd).map(WriteSide)
-    }
-
-    fn wait_writable(&mut self, deadline: Option<Instant>) -> Result<(), IpcError> {
-        self.0.wait(deadline).map_err(|e| match e.kind() {
-            std::io::ErrorKind::TimedOut => IpcError::Timeout,
-            _ => IpcError::Io(e),
-        })
-    }
-}
-
-type PushFn = Arc<dyn Fn(RayObj) + Send + Sync>;
-type PushViewFn = Arc<dyn Fn(ViewGuard) + Send + Sync>;
-
-/// Where async messages from the server go when a callback is set.
+/// Where async messages from the server go when not to [`Connection::pushes`].
 #[derive(Clone)]
-enum PushSink {
+pub(crate) enum PushSink {
+    /// A user callback with an owned object (run outside every lock).
     Obj(PushFn),
+    /// A user callback with a view (run outside every lock).
     View(PushViewFn),
+    /// The crate's own router of subscription updates: it never blocks, so it
+    /// runs on the reading thread, under the read side's lock.
+    Inline(PushViewFn),
 }
 type RequestFn = Arc<dyn Fn(RayObj) -> RayObj + Send + Sync>;
 
@@ -303,29 +96,42 @@ const COMPRESS_AUTO: u8 = 0;
 const COMPRESS_ON: u8 = 1;
 const COMPRESS_OFF: u8 = 2;
 
-struct Shared {
-    stream: TcpStream,
-    peer: SocketAddr,
-    writer: Mutex<WriteSide>,
-    pending: Mutex<PendingQueue>,
+/// Everything of a connection that its threads share.
+pub(crate) struct Shared {
+    pub(crate) stream: TcpStream,
+    pub(crate) peer: SocketAddr,
+    pub(crate) writer: WriteTurn,
+    pub(crate) pending: Mutex<PendingQueue>,
     open: AtomicBool,
-    push_tx: crossbeam_channel::Sender<RayObj>,
-    push_rx: crossbeam_channel::Receiver<RayObj>,
-    on_push: RwLock<Option<PushSink>>,
-    on_request: RwLock<Option<RequestFn>>,
+    /// Closed while any queue below is full: the reader stops.
+    pub(crate) gate: Arc<Gate>,
+    pub(crate) pushes: Arc<ByteQueue<RayObj>>,
+    /// Pushes waiting for their callback.
+    pub(crate) deliveries: ByteQueue<Delivery>,
+    /// Some thread is running the callbacks of `deliveries`.
+    pub(crate) delivering: AtomicBool,
+    /// Requests from the server waiting for the handler.
+    pub(crate) requests: ByteQueue<RayObj>,
+    /// The connection is in the request pool's line.
+    pub(crate) requests_scheduled: AtomicBool,
+    pub(crate) on_push: RwLock<Option<PushSink>>,
+    pub(crate) on_request: RwLock<Option<RequestFn>>,
+    /// The subscriptions' router, once there is one.
+    pub(crate) router: OnceLock<Arc<super::pubsub::Router>>,
+    pub(crate) options: ConnectOptions,
     compression: AtomicU8,
-    negotiated: Negotiated,
-    limits: Limits,
+    pub(crate) negotiated: Negotiated,
+    pub(crate) limits: crate::codec::Limits,
     ring: std::ops::Range<usize>,
-    rx: Mutex<RxSide>,
+    pub(crate) rx: Mutex<RxSide>,
     /// The reactor found the read side held: its holder must read once more.
-    rx_missed: AtomicBool,
+    pub(crate) rx_missed: AtomicBool,
     /// Asks the reactor for the tick that gives it the socket back.
-    arming: OnceLock<Arming>,
+    pub(crate) arming: OnceLock<Arming>,
 }
 
 impl Shared {
-    fn compression(&self) -> Compression {
+    pub(crate) fn compression(&self) -> Compression {
         let on = match self.compression.load(Ordering::Relaxed) {
             COMPRESS_ON => true,
             COMPRESS_OFF => false,
@@ -342,9 +148,10 @@ impl Shared {
         }
     }
 
-    /// Marks the connection closed with `why`, fails every pending request and
-    /// shuts the socket down (which also ends the reactor's registration).
-    fn fail(&self, why: IpcError) {
+    /// Marks the connection closed with `why`, fails every pending request, ends
+    /// every queue (their consumers get what is left, then a close) and shuts
+    /// the socket down (which also ends the reactor's registration).
+    pub(crate) fn fail(&self, why: IpcError) {
         let drained: Vec<Arc<Slot>> = {
             let mut p = lock(&self.pending);
             if p.closed.is_none() {
@@ -362,450 +169,38 @@ impl Shared {
                 s.fill(Err(why.duplicate()));
             }
         }
+        self.pushes.close();
+        self.requests.close();
+        if let Some(r) = self.router.get() {
+            r.close();
+        }
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
 
-    fn closed_error(&self) -> IpcError {
+    /// The error for a call on a closed connection: why it closed if that says
+    /// more than [`IpcError::Closed`].
+    pub(crate) fn closed_error(&self) -> IpcError {
         match &lock(&self.pending).closed {
-            Some(IpcError::Io(_)) | Some(IpcError::Closed) | None => IpcError::Closed,
+            Some(IpcError::Io(_))
+            | Some(IpcError::Closed)
+            | Some(IpcError::WriteTimeout { .. })
+            | None => IpcError::Closed,
             Some(e) => e.duplicate(),
         }
     }
 
-    /// Writes one frame; with `slot`, queues it for the reply in the same critical
-    /// section so queue order is wire order.
-    fn write_frame<P: Payload + ?Sized>(
-        &self,
-        payload: &P,
-        msgtype: MsgType,
-        slot: Option<&Arc<Slot>>,
-        deadline: Option<Instant>,
-    ) -> Result<(), IpcError> {
-        let len = payload.payload_len();
-        if i64::try_from(len).is_err() {
-            return Err(IpcError::Encode(format!(
-                "payload of {len} bytes is too large"
-            )));
-        }
-        let mut fw = FrameWriter::new(payload, msgtype, self.compression());
-        let mut w = lock(&self.writer);
-        {
-            let mut p = lock(&self.pending);
-            if p.closed.is_some() {
-                drop(p);
-                return Err(self.closed_error());
-            }
-            if let Some(s) = slot {
-                p.queue.push_back(s.clone());
-            }
-        }
-        let r = write_all(&self.stream, &mut fw, &mut w, deadline);
-        drop(w);
-        match r {
-            Ok(()) => Ok(()),
-            Err(IpcError::Timeout) if fw.sent() == 0 => {
-                // Nothing reached the wire: withdraw the reply entry (still the
-                // last one: the write lock was held) and keep the connection.
-                if let Some(s) = slot {
-                    let mut p = lock(&self.pending);
-                    if p.queue.back().is_some_and(|b| Arc::ptr_eq(b, s)) {
-                        p.queue.pop_back();
-                    }
-                }
-                Err(IpcError::Timeout)
-            }
-            Err(e) => {
-                // A partial frame leaves the stream without a boundary: close.
-                self.fail(e.duplicate());
-                Err(match e {
-                    IpcError::Timeout => IpcError::Timeout,
-                    _ => self.closed_error(),
-                })
-            }
-        }
-    }
-
-    fn deliver_push(&self, obj: RayObj, sink: Option<PushSink>) {
-        match sink {
-            Some(PushSink::Obj(f)) => f(obj),
-            Some(PushSink::View(_)) | None => {
-                // The receiver lives in `self`: the channel cannot be disconnected.
-                let _ = self.push_tx.send(obj);
-            }
-        }
-    }
-}
-
-fn write_all(
-    stream: &TcpStream,
-    fw: &mut FrameWriter<'_>,
-    w: &mut WriteSide,
-    deadline: Option<Instant>,
-) -> Result<(), IpcError> {
-    let mut out = NoSigPipe(stream);
-    while !fw.is_done() {
-        match fw.write_to(&mut out) {
-            Ok(0) => return Err(IpcError::Closed),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => w.wait_writable(deadline)?,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if is_disconnect(&e) => return Err(IpcError::Closed),
-            Err(e) => return Err(IpcError::Io(e)),
-        }
-    }
-    Ok(())
-}
-
-fn is_disconnect(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected | UnexpectedEof
-    )
-}
-
-/// The payload of a received frame, inflated when compressed. lz4 frames are
-/// accepted only when both ends agreed to them.
-fn inflate<'f>(frame: &'f RxFrame, lz4: bool, limits: &Limits) -> Result<Cow<'f, [u8]>, IpcError> {
-    let flags = frame.header().flags;
-    if flags & FLAG_LZ4 != 0 && !lz4 {
-        return Err(IpcError::Protocol(codec::DecodeError::BadFlags(flags)));
-    }
-    Ok(codec::inflate(flags, frame.payload(), limits)?)
-}
-
-fn remote_error(obj: &RayObj) -> Option<IpcError> {
-    match obj {
-        RayObj::Error(code) => Some(IpcError::Remote {
-            code: code.as_str().to_owned(),
-        }),
-        _ => None,
-    }
-}
-
-fn decode_obj(frame: &RxFrame, lz4: bool, limits: &Limits) -> Result<RayObj, IpcError> {
-    let payload = inflate(frame, lz4, limits)?;
-    Ok(codec::decode(&payload, limits)?)
-}
-
-/// The read side of a connection. Whoever holds it reads the socket: the
-/// reactor when it has an event (non-blocking reads), or a requester waiting for
-/// its reply, which blocks in `recv` itself (saving the hop from a reader thread to
-/// its own, and any epoll call).
-struct RxSide {
-    reader: FrameReader,
-    /// Whether the socket is in the reactor's epoll set.
-    armed: bool,
-    /// When the last requester stopped reading (the reactor re-arms a tick later).
-    led_until: Option<Instant>,
-    arming: Option<Arming>,
-    /// Whether a receive timeout is set on the socket.
-    timed: bool,
-}
-
-impl RxSide {
-    fn new(reader: FrameReader) -> RxSide {
-        RxSide {
-            reader,
-            armed: true,
-            led_until: None,
-            arming: None,
-            timed: false,
-        }
-    }
-
-    /// A requester starts reading: take the socket out of the reactor's set (a
-    /// socket in an epoll set wakes its waiter inside the kernel on every packet).
-    fn lead(&mut self) {
-        self.led_until = None;
-        if self.armed
-            && let Some(a) = &self.arming
-        {
-            let _ = a.disarm();
-            self.armed = false;
-        }
-    }
-
-    /// On the reactor's tick: give the socket back to the reactor once no
-    /// requester has read it for a tick. Returns whether to tick again.
-    fn settle(&mut self) -> bool {
-        match self.led_until {
-            Some(t) if t.elapsed() >= crate::net::reactor::TICK => {
-                self.led_until = None;
-                if !self.armed
-                    && let Some(a) = &self.arming
-                {
-                    // Re-adding reports data already waiting (edge-triggered).
-                    let _ = a.arm();
-                    self.armed = true;
-                }
-                false
-            }
-            Some(_) => true,
-            None => false,
-        }
-    }
-}
-
-impl Shared {
-    fn dispatch(self: &Arc<Self>, frame: RxFrame) -> Result<(), IpcError> {
-        match frame.header().msgtype {
-            MsgType::Response => {
-                let slot = lock(&self.pending).queue.pop_front();
-                match slot {
-                    Some(slot) => slot.fill(Ok(frame)),
-                    None => {
-                        tracing::warn!(peer = %self.peer, "dropping a response nobody asked for")
-                    }
-                }
-            }
-            MsgType::Async => {
-                let sink = self
-                    .on_push
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
-                if let Some(PushSink::View(f)) = sink {
-                    f(ViewGuard::decode(frame, self.negotiated.lz4, &self.limits)?);
-                    return Ok(());
-                }
-                let obj = decode_obj(&frame, self.negotiated.lz4, &self.limits)?;
-                drop(frame);
-                self.deliver_push(obj, sink);
-            }
-            MsgType::Sync => {
-                let obj = decode_obj(&frame, self.negotiated.lz4, &self.limits)?;
-                drop(frame);
-                // Answered on a thread of its own: the reader must not wait on the
-                // write lock, which a requester may hold while the socket is full.
-                let shared = self.clone();
-                let spawned = std::thread::Builder::new()
-                    .name("raywire-server-request".into())
-                    .spawn(move || {
-                        let handler = shared
-                            .on_request
-                            .read()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .clone();
-                        let reply = match handler {
-                            Some(h) => h(obj),
-                            None => RayObj::error("nyi"),
-                        };
-                        let deadline = Instant::now() + SERVER_REQUEST_REPLY_TIMEOUT;
-                        if let Err(e) =
-                            shared.write_frame(&reply, MsgType::Response, None, Some(deadline))
-                        {
-                            tracing::warn!("cannot answer the server's request: {e}");
-                        }
-                    });
-                if let Err(e) = spawned {
-                    return Err(IpcError::Io(e));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Cuts and dispatches the frames `n` more bytes completed.
-    fn take(self: &Arc<Self>, rx: &mut RxSide, n: usize) -> Result<(), IpcError> {
-        rx.reader.commit(n)?;
-        while let Some(f) = rx.reader.next_frame() {
-            self.dispatch(f)?;
-        }
-        Ok(())
-    }
-
-    /// Reads until the socket would block (without blocking), dispatching every
-    /// complete frame.
-    fn drain(self: &Arc<Self>, rx: &mut RxSide) -> Result<(), IpcError> {
-        loop {
-            let buf = rx.reader.read_buf()?;
-            match recv_nonblocking(&self.stream, buf) {
-                Ok(0) => return Err(IpcError::Closed),
-                Ok(n) => self.take(rx, n)?,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if is_disconnect(&e) => return Err(IpcError::Closed),
-                Err(e) => return Err(IpcError::Io(e)),
-            }
-        }
-    }
-
-    fn fail_with(&self, e: IpcError) {
-        if !matches!(e, IpcError::Closed) {
-            tracing::debug!(peer = %self.peer, "connection failed: {e}");
-        }
-        self.fail(e);
-    }
-
-    /// Drains with the read side held, failing the connection on an error.
-    /// Returns whether the connection is still open.
-    fn drain_or_fail(self: &Arc<Self>, rx: &mut RxSide) -> bool {
-        match self.drain(rx) {
-            Ok(()) => true,
-            Err(e) => {
-                self.fail_with(e);
-                false
-            }
-        }
-    }
-
-    /// Reads whatever is there if no one else is reading; if someone is, leaves
-    /// a note so that they read once more after they let go (the socket is
-    /// edge-triggered: an edge seen while they held it must not be lost).
-    /// Returns whether the connection is still open.
-    fn pump(self: &Arc<Self>) -> bool {
-        self.rx_missed.store(true, Ordering::SeqCst);
-        loop {
-            let Ok(mut rx) = self.rx.try_lock() else {
-                return self.is_open();
-            };
-            self.rx_missed.store(false, Ordering::SeqCst);
-            let open = self.drain_or_fail(&mut rx);
-            drop(rx);
-            if !open {
-                return false;
-            }
-            if !self.rx_missed.load(Ordering::SeqCst) {
-                return true;
-            }
-        }
-    }
-
-    fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.open.load(Ordering::Acquire)
     }
 
-    /// Waits for `slot`, reading the socket itself when no one else is.
-    fn wait_slot(
-        self: &Arc<Self>,
-        slot: &Slot,
-        deadline: Option<Instant>,
-    ) -> Result<RxFrame, IpcError> {
-        loop {
-            if slot.done.load(Ordering::Acquire) {
-                return slot.wait(deadline);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(IpcError::Timeout);
-            }
-            let Ok(mut rx) = self.rx.try_lock() else {
-                // Someone else reads and fills our slot; they wake us to take over
-                // if they leave first. The nap is bounded all the same.
-                let step = Instant::now() + Duration::from_millis(2);
-                slot.nap(deadline.map_or(step, |d| d.min(step)));
-                continue;
-            };
-            self.rx_missed.store(false, Ordering::SeqCst);
-            // While we read, the reactor must not be woken by this socket.
-            rx.lead();
-            self.lead(&mut rx, slot, deadline);
-            // The reactor takes the socket back a tick after the last requester
-            // let go, not now: back-to-back requests then cost no epoll changes.
-            rx.led_until = Some(Instant::now());
-            drop(rx);
-            // The reply after ours may have a waiter: it reads next.
-            let next = lock(&self.pending).queue.front().cloned();
-            if let Some(n) = next {
-                n.nudge();
-            }
-            if let Some(a) = self.arming.get() {
-                let _ = a.request_tick();
-            }
-            // An edge the reactor saw before we took the socket out of its set.
-            if self.rx_missed.load(Ordering::SeqCst) {
-                self.pump();
-            }
-        }
-    }
-
-    /// Reads the socket, blocking, until `slot` is filled, the deadline passes or
-    /// the connection fails.
-    fn lead(self: &Arc<Self>, rx: &mut RxSide, slot: &Slot, deadline: Option<Instant>) {
-        while self.is_open() && !slot.done.load(Ordering::Acquire) {
-            let timeout = match deadline {
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return;
-                    }
-                    Some((d - now).max(Duration::from_micros(1)))
-                }
-                None => None,
-            };
-            if timeout.is_some() || rx.timed {
-                if let Err(e) = self.stream.set_read_timeout(timeout) {
-                    return self.fail_with(IpcError::Io(e));
-                }
-                rx.timed = timeout.is_some();
-            }
-            let buf = match rx.reader.read_buf() {
-                Ok(b) => b,
-                Err(e) => return self.fail_with(IpcError::Io(e)),
-            };
-            let r = match (&self.stream).read(buf) {
-                Ok(0) => Err(IpcError::Closed),
-                Ok(n) => self.take(rx, n),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    Ok(())
-                }
-                Err(e) if is_disconnect(&e) => Err(IpcError::Closed),
-                Err(e) => Err(IpcError::Io(e)),
-            };
-            if let Err(e) = r {
-                return self.fail_with(e);
-            }
-        }
-    }
-}
-
-/// One `recv` that does not block, whatever the socket's mode.
-fn recv_nonblocking(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
-    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and `recv` only writes
-    // initialized bytes into the buffer, so viewing initialized bytes as maybe
-    // uninitialized ones for the call is sound; the slice is not used as
-    // `MaybeUninit` afterwards.
-    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
-    socket2::SockRef::from(stream).recv_with_flags(uninit, MSG_DONTWAIT)
-}
-
-/// The reactor side of one connection.
-struct ConnHandler {
-    shared: Arc<Shared>,
-}
-
-impl Handler for ConnHandler {
-    fn ready(&mut self, _r: Readiness) -> Control {
-        if self.shared.pump() {
-            Control::Keep
-        } else {
-            Control::Remove
-        }
-    }
-
-    fn tick(&mut self) -> bool {
-        match self.shared.rx.try_lock() {
-            Ok(mut rx) => rx.settle(),
-            // A requester is reading: it asks for a tick again when done.
-            Err(_) => false,
-        }
-    }
-
-    fn removed(&mut self) {
-        self.shared.fail(IpcError::Closed);
+    fn set_sink(&self, sink: Option<PushSink>) {
+        *self.on_push.write().unwrap_or_else(|e| e.into_inner()) = sink;
     }
 }
 
 /// A connection to a RayforceDB server (the core or raywire's).
 pub struct Connection {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -881,14 +276,16 @@ fn open_socket(opts: &ConnectOptions, deadline: Instant) -> Result<TcpStream, Ip
         match sock.connect_timeout(&addr.into(), budget) {
             Ok(()) => {
                 sock.set_tcp_nodelay(true)?;
+                let stream: TcpStream = sock.into();
+                crate::net::sock::no_sigpipe(&stream)?;
                 if let Some(idle) = opts.keepalive {
                     let ka = socket2::TcpKeepalive::new()
                         .with_time(idle)
                         .with_interval(Duration::from_secs(5));
                     // Best effort: a socket without keepalive still works.
-                    let _ = sock.set_tcp_keepalive(&ka);
+                    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka);
                 }
-                return Ok(sock.into());
+                return Ok(stream);
             }
             Err(e)
                 if matches!(
@@ -922,9 +319,9 @@ impl Connection {
         let peer = stream.peer_addr()?;
         let fd = stream.as_raw_fd();
         let reader = FrameReader::new(opts.ring_capacity, opts.limits)?;
-        let (push_tx, push_rx) = crossbeam_channel::unbounded();
+        let gate = Gate::new();
         let shared = Arc::new(Shared {
-            writer: Mutex::new(WriteSide::new(fd)?),
+            writer: WriteTurn::new(fd)?,
             stream,
             peer,
             pending: Mutex::new(PendingQueue {
@@ -932,10 +329,19 @@ impl Connection {
                 closed: None,
             }),
             open: AtomicBool::new(true),
-            push_tx,
-            push_rx,
+            pushes: Arc::new(ByteQueue::new(
+                opts.push_capacity,
+                Mode::Backpressure(gate.clone()),
+            )),
+            deliveries: ByteQueue::new(opts.push_capacity, Mode::Backpressure(gate.clone())),
+            delivering: AtomicBool::new(false),
+            requests: ByteQueue::new(REQUEST_QUEUE, Mode::Backpressure(gate.clone())),
+            requests_scheduled: AtomicBool::new(false),
+            gate,
             on_push: RwLock::new(None),
             on_request: RwLock::new(None),
+            router: OnceLock::new(),
+            options: opts.clone(),
             compression: AtomicU8::new(COMPRESS_AUTO),
             negotiated,
             limits: opts.limits,
@@ -944,6 +350,15 @@ impl Connection {
             rx_missed: AtomicBool::new(false),
             arming: OnceLock::new(),
         });
+        // When a full queue drains, whoever took the item that made room reads
+        // on (without blocking) what the reader left: no event would come for
+        // bytes already in the receive buffer.
+        let weak: Weak<Shared> = Arc::downgrade(&shared);
+        shared.gate.on_open(Box::new(move || {
+            if let Some(s) = weak.upgrade() {
+                s.pump();
+            }
+        }));
         let token = reactor.register(
             fd,
             Box::new(ConnHandler {
@@ -958,12 +373,19 @@ impl Connection {
 
     /// Evaluates `expr` (Rayfall source, sent as a string atom) on the server and
     /// returns the result. An error object reply is [`IpcError::Remote`].
+    ///
+    /// Every sending call checks its object first: one that cannot be written
+    /// (a symbol with a NUL byte) is refused with [`IpcError::Encode`] before
+    /// any byte goes out, and the connection stays usable.
     pub fn execute(&self, expr: &str) -> Result<RayObj, IpcError> {
         self.send_with(&Expr(expr), None)
     }
 
     /// As [`Connection::execute`], giving up after `timeout` (the connection stays
-    /// usable: the late reply is discarded when it comes).
+    /// usable: the late reply is discarded when it comes). The timeout covers
+    /// the wait for the writer too: another thread stuck writing a large frame
+    /// to a server that does not read makes this one fail with
+    /// [`IpcError::Timeout`] after about `timeout`, with nothing sent.
     pub fn execute_timeout(&self, expr: &str, timeout: Duration) -> Result<RayObj, IpcError> {
         self.send_with(&Expr(expr), Some(Instant::now() + timeout))
     }
@@ -1040,8 +462,10 @@ impl Connection {
         self.shared.write_frame(obj, MsgType::Async, None, None)
     }
 
-    /// As [`Connection::write`], giving up after `timeout` if the socket stays full
-    /// (a frame cut off half-way closes the connection).
+    /// As [`Connection::write`], giving up after `timeout` if the socket stays full:
+    /// [`IpcError::Timeout`] when nothing was sent (the connection is usable),
+    /// [`IpcError::WriteTimeout`] when the frame was cut off half-way (the
+    /// connection is closed).
     pub fn write_timeout<P: Payload + ?Sized>(
         &self,
         obj: &P,
@@ -1076,37 +500,46 @@ impl Connection {
         self.shared.negotiated.lz4
     }
 
-    /// Calls `f` with every async message the server pushes, on the thread that
-    /// reads the socket (the reactor, or a requester waiting for its reply): it
-    /// must not block. Pushes that arrived before go to [`Connection::pushes`].
+    /// Calls `f` with every async message the server pushes, one at a time and
+    /// in order, on a thread that reads the socket (the reactor, or a requester
+    /// waiting for its reply) but outside every lock of the connection: `f` may
+    /// call this connection, a sync [`Connection::execute`] included. While it
+    /// runs, later pushes wait (up to [`ConnectOptions::push_capacity`] bytes;
+    /// then the connection stops reading until `f` catches up), so a slow `f`
+    /// slows the connection, and on the reactor thread every other connection.
+    /// Pushes that arrived before go to [`Connection::pushes`]. A panic in `f`
+    /// loses that push and is logged; the connection goes on.
     pub fn on_push<F: Fn(RayObj) + Send + Sync + 'static>(&self, f: F) {
-        *self
-            .shared
-            .on_push
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(PushSink::Obj(Arc::new(f)));
+        self.shared.set_sink(Some(PushSink::Obj(Arc::new(f))));
     }
 
     /// As [`Connection::on_push`], handing `f` each message as a [`ViewGuard`]:
     /// decoded in place in the receive buffer, its columns never copied. Replaces
     /// an [`Connection::on_push`] callback (and is replaced by one).
+    ///
+    /// A guard kept keeps its frame's bytes: many guards held keep many frames
+    /// (the receive mapping then puts further frames in buffers of their own).
     pub fn on_push_view<F: Fn(ViewGuard) + Send + Sync + 'static>(&self, f: F) {
-        *self
-            .shared
-            .on_push
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(PushSink::View(Arc::new(f)));
+        self.shared.set_sink(Some(PushSink::View(Arc::new(f))));
     }
 
-    /// The channel of async messages pushed by the server (when no
-    /// [`Connection::on_push`] callback is set). Unbounded: pushes are never
-    /// dropped, so read them.
-    pub fn pushes(&self) -> crossbeam_channel::Receiver<RayObj> {
-        self.shared.push_rx.clone()
+    /// The async messages pushed by the server (when no [`Connection::on_push`]
+    /// callback is set), in order, bounded in bytes
+    /// ([`ConnectOptions::push_capacity`]): when full, the connection stops
+    /// reading until they are taken, so nothing is dropped; read them (a reply
+    /// behind unread pushes waits too).
+    pub fn pushes(&self) -> Pushes {
+        Pushes {
+            q: self.shared.pushes.clone(),
+        }
     }
 
-    /// Answers sync requests the server sends on this connection with `f` (run on
-    /// a thread of its own). Without it they are answered with error `nyi`.
+    /// Answers sync requests the server sends on this connection with `f`, on a
+    /// small pool of threads shared by every connection
+    /// ([`super::REQUEST_THREADS`]), one request of this connection at
+    /// a time, in order (the answers must go out in that order). `f` may call
+    /// this connection. Without it requests are answered with error `nyi`; a
+    /// panic in `f` is answered with error `panic`.
     pub fn on_request<F: Fn(RayObj) -> RayObj + Send + Sync + 'static>(&self, f: F) {
         *self
             .shared
@@ -1151,225 +584,14 @@ impl Drop for Connection {
     }
 }
 
-/// A sync request in flight (from [`Connection::submit`]).
-pub struct Reply {
-    slot: Arc<Slot>,
-    shared: Arc<Shared>,
-}
-
-impl std::fmt::Debug for Reply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reply")
-            .field("ready", &self.slot.done.load(Ordering::Acquire))
-            .finish()
-    }
-}
-
-impl Reply {
-    /// Waits for the reply and decodes it into an owned object.
-    pub fn wait(self) -> Result<RayObj, IpcError> {
-        self.wait_until(None)
-    }
-
-    /// As [`Reply::wait`], giving up after `timeout`.
-    pub fn wait_timeout(self, timeout: Duration) -> Result<RayObj, IpcError> {
-        self.wait_until(Some(Instant::now() + timeout))
-    }
-
-    fn wait_until(self, deadline: Option<Instant>) -> Result<RayObj, IpcError> {
-        let frame = self.shared.wait_slot(&self.slot, deadline)?;
-        let obj = decode_obj(&frame, self.shared.negotiated.lz4, &self.shared.limits)?;
-        match remote_error(&obj) {
-            Some(e) => Err(e),
-            None => Ok(obj),
-        }
-    }
-
-    /// Waits for the reply and returns it as a view (no copy).
-    pub fn wait_view(self) -> Result<ViewGuard, IpcError> {
-        self.wait_view_until(None)
-    }
-
-    fn wait_view_until(self, deadline: Option<Instant>) -> Result<ViewGuard, IpcError> {
-        let frame = self.shared.wait_slot(&self.slot, deadline)?;
-        ViewGuard::new(frame, self.shared.negotiated.lz4, &self.shared.limits)
-    }
-
-    /// Whether the reply has arrived (or the connection failed).
-    pub fn is_ready(&self) -> bool {
-        self.slot.done.load(Ordering::Acquire)
-    }
-}
-
-enum Owner {
-    Frame(RxFrame),
-    Inflated(AlignedBuf),
-}
-
-impl Owner {
-    fn aligned_copy(payload: &[u8]) -> std::io::Result<Owner> {
-        let mut buf = AlignedBuf::payload_aligned(payload.len())?;
-        buf.as_mut_slice().copy_from_slice(payload);
-        Ok(Owner::Inflated(buf))
-    }
-}
-
-/// A decoded reply borrowing the bytes it was decoded from: the frame in the
-/// connection's receive mapping (or, for a compressed reply, its inflated
-/// payload). Columns are `&[T]` into those bytes. The mapping region stays
-/// reserved while the guard lives, so drop it when done; a connection with many
-/// guards alive puts further frames in buffers of their own.
-///
-/// The view is reached through [`ViewGuard::view`], which ties every borrow to
-/// the guard. (A `Deref` impl cannot: its target type would have to name a fixed
-/// lifetime, and a `'static` one would let a column slice outlive the guard.)
-pub struct ViewGuard {
-    // Declared first: dropped before the bytes it borrows.
-    view: RayView<'static>,
-    owner: Owner,
-}
-
-impl std::fmt::Debug for ViewGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("ViewGuard").field(&self.view).finish()
-    }
-}
-
-impl ViewGuard {
-    /// A reply's guard: an error object is the server's [`IpcError::Remote`].
-    fn new(frame: RxFrame, lz4: bool, limits: &Limits) -> Result<ViewGuard, IpcError> {
-        let guard = ViewGuard::decode(frame, lz4, limits)?;
-        if let RayView::Error(code) = &guard.view {
-            return Err(IpcError::Remote {
-                code: code.as_str().to_owned(),
-            });
-        }
-        Ok(guard)
-    }
-
-    /// A guard over whatever object `frame` holds, an error object included.
-    fn decode(frame: RxFrame, lz4: bool, limits: &Limits) -> Result<ViewGuard, IpcError> {
-        let owner = match inflate(&frame, lz4, limits)? {
-            Cow::Borrowed(_) => Owner::Frame(frame),
-            Cow::Owned(v) => {
-                drop(frame);
-                Owner::aligned_copy(&v)?
-            }
-        };
-        ViewGuard::over(owner, limits)
-    }
-
-    /// A guard over an encoded object (a payload, without frame header) of one's
-    /// own, copied once into a buffer aligned as the receive mapping is, so its
-    /// columns decode to `&[T]` as a received frame's do.
-    pub fn from_payload(payload: &[u8], limits: &Limits) -> Result<ViewGuard, IpcError> {
-        ViewGuard::over(Owner::aligned_copy(payload)?, limits)
-    }
-
-    fn over(owner: Owner, limits: &Limits) -> Result<ViewGuard, IpcError> {
-        let bytes: &[u8] = match &owner {
-            Owner::Frame(f) => f.payload(),
-            Owner::Inflated(b) => b.as_slice(),
-        };
-        // SAFETY: the bytes live in the receive mapping region of the frame or in
-        // the heap/mapped buffer of `AlignedBuf`; neither moves when `owner` is
-        // moved into the guard, and both stay valid and unwritten until `owner`
-        // is dropped. `view`, the only holder of this 'static borrow, is declared
-        // before `owner` and so is dropped first, and `view()` hands it out only
-        // with the guard's own lifetime (RayView is covariant).
-        let bytes: &'static [u8] =
-            unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
-        let view = codec::decode_view(bytes, limits)?;
-        Ok(ViewGuard { view, owner })
-    }
-
-    /// The decoded reply, borrowing the guard.
-    pub fn view(&self) -> &RayView<'_> {
-        &self.view
-    }
-
-    /// An owned copy of the reply.
-    pub fn to_owned(&self) -> RayObj {
-        self.view.to_owned()
-    }
-
-    /// Whether the bytes are in the connection's receive mapping (not a buffer of
-    /// their own: a compressed, very large, or congested reply).
-    pub fn in_ring(&self) -> bool {
-        matches!(&self.owner, Owner::Frame(f) if f.in_ring())
-    }
-}
-
-impl std::fmt::Display for ViewGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(&self.view, f)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn assert_send_sync<T: Send + Sync>() {}
-
     #[test]
     fn connection_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Connection>();
-        assert_send_sync::<Reply>();
-    }
-
-    #[test]
-    fn slot_times_out_and_fills() {
-        let s = Slot::new();
-        let t = Instant::now();
-        assert!(matches!(
-            s.wait(Some(t + Duration::from_millis(20))),
-            Err(IpcError::Timeout)
-        ));
-        let s2 = s.clone();
-        let h = std::thread::spawn(move || s2.fill(Err(IpcError::Closed)));
-        assert!(matches!(
-            s.wait(Some(Instant::now() + Duration::from_secs(5))),
-            Err(IpcError::Closed)
-        ));
-        h.join().unwrap();
-    }
-
-    #[test]
-    fn view_guard_borrows_the_frame() {
-        let obj = RayObj::from((0..1000i64).collect::<Vec<_>>());
-        let mut wire = Vec::new();
-        codec::encode_frame(&obj, MsgType::Response, &mut wire);
-        let mut r = FrameReader::new(0, Limits::default()).unwrap();
-        let mut src = &wire[..];
-        while r.read_from(&mut src).unwrap() > 0 {}
-        let f = r.next_frame().unwrap();
-        let frame_ptr = f.payload().as_ptr() as usize;
-        let g = ViewGuard::new(f, false, &Limits::default()).unwrap();
-        let s = g.view().as_slice::<i64>().unwrap();
-        assert!(r.contains(s.as_ptr().cast()));
-        assert_eq!(s.as_ptr() as usize, frame_ptr + 10);
-        assert_eq!(g.to_owned(), obj);
-        // A compressed reply is inflated into its own aligned buffer.
-        let mut wire = Vec::new();
-        codec::encode_frame_compressed(
-            &obj,
-            MsgType::Response,
-            Compression::Lz4 { threshold: 100 },
-            &mut wire,
-        );
-        let mut src = &wire[..];
-        while r.read_from(&mut src).unwrap() > 0 {}
-        let f = r.next_frame().unwrap();
-        assert!(matches!(
-            ViewGuard::new(f, false, &Limits::default()),
-            Err(IpcError::Protocol(_))
-        ));
-        let mut src = &wire[..];
-        while r.read_from(&mut src).unwrap() > 0 {}
-        let g = ViewGuard::new(r.next_frame().unwrap(), true, &Limits::default()).unwrap();
-        assert!(!g.in_ring());
-        assert!(g.view().as_slice::<i64>().is_some());
-        assert_eq!(g.to_owned(), obj);
+        assert_send_sync::<Pushes>();
     }
 }

@@ -1,6 +1,6 @@
 //! The error type of the IPC layer.
 
-use crate::codec::DecodeError;
+use crate::codec::{DecodeError, EncodeError};
 
 /// Why an IPC operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -9,9 +9,19 @@ pub enum IpcError {
     /// the server closed during the handshake...).
     #[error("connection failed: {0}")]
     ConnectionFailed(String),
-    /// A deadline passed: connect, handshake, write or reply wait.
+    /// A deadline passed: connect, handshake, reply wait, or a write that had
+    /// not started (nothing of the frame was sent: the connection is usable).
     #[error("timed out")]
     Timeout,
+    /// A write's deadline passed with part of the frame sent. The stream has no
+    /// frame boundary to go on from, so the connection is closed; open a new one.
+    #[error("timed out with {sent} of the frame's {len} bytes written; the connection is closed")]
+    WriteTimeout {
+        /// Bytes of the frame that reached the socket.
+        sent: usize,
+        /// The frame's length.
+        len: usize,
+    },
     /// The server requires credentials and none were given.
     #[error("the server requires authentication")]
     AuthRequired,
@@ -45,10 +55,10 @@ pub enum IpcError {
     /// An I/O error on the socket.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
-    /// The object could not be encoded (a symbol with a NUL byte, a payload over
-    /// the frame limit).
+    /// The object cannot be written (a symbol with a NUL byte, a payload too
+    /// large for a frame). Nothing was sent: the connection is still usable.
     #[error("cannot encode: {0}")]
-    Encode(String),
+    Encode(#[from] EncodeError),
 }
 
 impl From<crate::net::handshake::HandshakeError> for IpcError {
@@ -74,7 +84,11 @@ impl IpcError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            IpcError::Closed | IpcError::Io(_) | IpcError::Protocol(_) | IpcError::Violation(_)
+            IpcError::Closed
+                | IpcError::Io(_)
+                | IpcError::Protocol(_)
+                | IpcError::Violation(_)
+                | IpcError::WriteTimeout { .. }
         )
     }
 
@@ -83,6 +97,10 @@ impl IpcError {
         match self {
             IpcError::ConnectionFailed(s) => IpcError::ConnectionFailed(s.clone()),
             IpcError::Timeout => IpcError::Timeout,
+            IpcError::WriteTimeout { sent, len } => IpcError::WriteTimeout {
+                sent: *sent,
+                len: *len,
+            },
             IpcError::AuthRequired => IpcError::AuthRequired,
             IpcError::AuthFailed => IpcError::AuthFailed,
             IpcError::VersionMismatch { ours, theirs } => IpcError::VersionMismatch {
@@ -94,7 +112,24 @@ impl IpcError {
             IpcError::Remote { code } => IpcError::Remote { code: code.clone() },
             IpcError::Closed => IpcError::Closed,
             IpcError::Io(e) => IpcError::Io(std::io::Error::new(e.kind(), e.to_string())),
-            IpcError::Encode(s) => IpcError::Encode(s.clone()),
+            IpcError::Encode(e) => IpcError::Encode(e.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_frame_is_fatal_a_refused_one_is_not() {
+        assert!(IpcError::WriteTimeout { sent: 5, len: 10 }.is_fatal());
+        assert!(!IpcError::Timeout.is_fatal());
+        let refused = IpcError::from(EncodeError::NulInSymbol("a\0b".into()));
+        assert!(!refused.is_fatal());
+        assert!(matches!(
+            refused.duplicate(),
+            IpcError::Encode(EncodeError::NulInSymbol(s)) if s == "a\0b"
+        ));
     }
 }

@@ -19,20 +19,42 @@
 //! ```
 //!
 //! The client runs on the transport in [`crate::net`] (reactor, receive ring,
-//! writer, handshake), shared with the server. Modules here: [`connection`],
-//! [`pool`] and [`pubsub`].
+//! writer, handshake), shared with the server. Modules here: [`connection`] (the
+//! API), [`pool`] and [`pubsub`]; inside, one concern per file: the options, the
+//! reply slots, the write side, the read side (leader/follower reads, dispatch,
+//! callbacks), the byte-bounded queues, the pool answering servers' requests,
+//! and [`ViewGuard`].
+//!
+//! # Bounds
+//!
+//! Nothing the server sends can make the client hold more than it was told to:
+//! pushes ([`Connection::pushes`] or a callback's backlog) and each
+//! subscription's updates are bounded in bytes ([`ConnectOptions`]), and
+//! requests from the server by count ([`REQUEST_QUEUE`]). A full queue stops the
+//! connection's reading until it drains (TCP then makes the server wait); a
+//! subscription may drop and count instead ([`Overflow::Drop`]).
 
 pub mod connection;
 mod error;
+mod options;
 pub mod pool;
 pub mod pubsub;
+mod queue;
+mod reply;
+mod requests;
+mod rx;
+mod tx;
+mod view_guard;
 
 pub use crate::net::reactor::ReactorConfig;
 pub use crate::net::writer::{Expr, Payload};
 pub use connection::{
-    COMPRESS_THRESHOLD, ConnectOptions, Connection, DEFAULT_CONNECT_TIMEOUT, Reply, ViewGuard,
+    COMPRESS_THRESHOLD, ConnectOptions, Connection, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE,
+    DEFAULT_PUSH_CAPACITY, DEFAULT_SUBSCRIPTION_CAPACITY, Overflow, Pushes, Reply, ViewGuard,
     hopen, hopen_auth, hopen_timeout,
 };
 pub use error::{IPCError, IpcError};
 pub use pool::{ConnectionPool, PooledConnection};
 pub use pubsub::{Subscription, Update};
+pub use queue::RecvError;
+pub use requests::{REQUEST_QUEUE, REQUEST_THREADS};

@@ -21,35 +21,45 @@
 //!
 //! The server sends each update as an async frame holding
 //! `(upd "topic" seq (quote payload))`. The first subscription on a connection
-//! installs a router as the connection's [`Connection::on_push_view`] callback:
-//! it runs on the reactor thread, decodes each update in place in the receive
+//! installs a router in place of the connection's push callback: it runs on the
+//! thread reading the socket, decodes each update in place in the receive
 //! buffer (nothing is copied: an [`Update`]'s payload is a view into the frame)
-//! and hands it to the channel of every subscription of its topic. Each channel is
-//! bounded ([`DEFAULT_CAPACITY`] updates unless [`Connection::subscribe_with`]
-//! says otherwise): the reactor never waits for a slow reader, so when a channel
-//! is full the update is dropped for it, counted by [`Subscription::dropped`], and
-//! the sequence numbers show the gap. Other pushes go to
-//! [`Subscription::other_pushes`] (bounded the same way), no longer to
-//! [`Connection::pushes`].
+//! and hands it to the queue of every subscription of its topic.
+//!
+//! Each queue is bounded in bytes (an update counts its payload's bytes;
+//! [`ConnectOptions::subscription_capacity`](super::ConnectOptions::subscription_capacity),
+//! 64 MiB by default, or [`Connection::subscribe_with`]). What a full queue
+//! does is [`ConnectOptions::subscription_overflow`](super::ConnectOptions::subscription_overflow):
+//! by default ([`Overflow::Backpressure`]) the connection stops reading until
+//! the subscriber takes updates, so none is lost and the server sees a slow
+//! reader; with [`Overflow::Drop`] the update is dropped for that subscription,
+//! counted by [`Subscription::dropped`], and the sequence numbers show the gap.
+//! Other pushes go to [`Subscription::other_pushes`] (bounded and handled the
+//! same way), no longer to [`Connection::pushes`].
+//!
+//! The updates held (queued, or kept by the caller) keep their frames' bytes
+//! alive: a subscriber that keeps many keeps that much memory.
 //!
 //! A subscription ends when the connection closes: [`Subscription::recv`] then
 //! returns the updates that had arrived, then [`RecvError::Closed`].
 
-use super::connection::{Connection, ViewGuard};
+use super::connection::{Connection, PushSink, ViewGuard};
 use super::error::IpcError;
+use super::options::Overflow;
+use super::queue::{ByteQueue, Gate, Mode, Pushes};
 use crate::net::writer::{Gather, Payload};
 use crate::types::TypeCode;
 use crate::{Atom, RayObj, RayVector, RayView, Scalar, Symbol};
-use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Updates a subscription's channel holds before further ones are dropped.
-pub const DEFAULT_CAPACITY: usize = 1 << 16;
-/// How often a waiting receiver checks that the connection is still open.
-const CLOSE_CHECK: Duration = Duration::from_millis(20);
+pub use super::queue::RecvError;
+
+/// Bytes a subscription's queue holds by default
+/// ([`super::DEFAULT_SUBSCRIPTION_CAPACITY`]).
+pub const DEFAULT_CAPACITY: usize = super::options::DEFAULT_SUBSCRIPTION_CAPACITY;
 /// How long dropping a subscription may wait to send its `.mc.unsub`.
 const UNSUB_TIMEOUT: Duration = Duration::from_millis(200);
 
@@ -173,48 +183,47 @@ fn upd_parts(v: &RayView<'_>) -> Option<(String, i64)> {
     (is_symbol(head, "upd") && quote_ok).then_some((topic, seq))
 }
 
-/// Why [`Subscription::recv_timeout`] returned without an update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum RecvError {
-    /// Nothing arrived in time.
-    #[error("timed out")]
-    Timeout,
-    /// The connection is closed and every update that came is taken.
-    #[error("connection closed")]
-    Closed,
-}
-
 struct Route {
     id: u64,
-    tx: Sender<Update>,
+    q: Arc<ByteQueue<Update>>,
     dropped: Arc<AtomicU64>,
 }
 
 /// Routes a connection's pushes to its subscriptions.
-struct Router {
+pub(crate) struct Router {
     routes: Mutex<HashMap<String, Vec<Route>>>,
-    other_tx: Sender<RayObj>,
-    other_rx: Receiver<RayObj>,
+    other: Arc<ByteQueue<RayObj>>,
     next_id: AtomicU64,
+    overflow: Overflow,
+    gate: Arc<Gate>,
 }
 
 impl Router {
-    fn new() -> Router {
-        let (other_tx, other_rx) = crossbeam_channel::bounded(DEFAULT_CAPACITY);
+    fn new(capacity: usize, overflow: Overflow, gate: Arc<Gate>) -> Router {
+        let other = Arc::new(ByteQueue::new(capacity, Router::mode(overflow, &gate)));
         Router {
             routes: Mutex::new(HashMap::new()),
-            other_tx,
-            other_rx,
+            other,
             next_id: AtomicU64::new(1),
+            overflow,
+            gate,
+        }
+    }
+
+    fn mode(overflow: Overflow, gate: &Arc<Gate>) -> Mode {
+        match overflow {
+            Overflow::Backpressure => Mode::Backpressure(gate.clone()),
+            Overflow::Drop => Mode::Drop,
         }
     }
 
     fn deliver(&self, msg: ViewGuard) {
+        let size = msg.byte_len();
         let upd = match Update::from_message(msg) {
             Ok(u) => u,
             Err(other) => {
-                if let Err(TrySendError::Full(_)) = self.other_tx.try_send(other.to_owned()) {
-                    tracing::debug!("dropped a push: nobody reads other_pushes()");
+                if self.other.push(other.to_owned(), size).is_err() && !self.other.is_closed() {
+                    tracing::debug!("dropped a push: other_pushes() is full");
                 }
                 return;
             }
@@ -225,7 +234,7 @@ impl Router {
             return;
         };
         let send = |r: &Route, u: Update| {
-            if r.tx.try_send(u).is_err() {
+            if r.q.push(u, size).is_err() {
                 r.dropped.fetch_add(1, Ordering::Relaxed);
             }
         };
@@ -240,32 +249,35 @@ impl Router {
             }
         }
     }
-}
 
-/// The router of each connection with subscriptions, found again through the
-/// connection's push channel (the channel is the connection's identity here).
-type Registry = Mutex<Vec<(Receiver<RayObj>, Weak<Router>)>>;
-
-fn registry() -> &'static Registry {
-    static REG: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
-    REG.get_or_init(|| Mutex::new(Vec::new()))
-}
-
-fn router_for(conn: &Connection) -> Arc<Router> {
-    let key = conn.pushes();
-    let mut reg = lock(registry());
-    reg.retain(|(_, w)| w.strong_count() > 0);
-    if let Some(r) = reg
-        .iter()
-        .find(|(rx, _)| rx.same_channel(&key))
-        .and_then(|(_, w)| w.upgrade())
-    {
-        return r;
+    /// The connection closed: every queue ends (after what it holds).
+    pub(crate) fn close(&self) {
+        self.other.close();
+        for rs in lock(&self.routes).values() {
+            for r in rs {
+                r.q.close();
+            }
+        }
     }
-    let router = Arc::new(Router::new());
+}
+
+/// The connection's router, made on first use, and installed as its push sink
+/// (again at each subscription: a callback set in between is replaced).
+fn router_for(conn: &Connection) -> Arc<Router> {
+    let shared = &conn.shared;
+    let router = shared
+        .router
+        .get_or_init(|| {
+            Arc::new(Router::new(
+                shared.options.push_capacity,
+                shared.options.subscription_overflow,
+                shared.gate.clone(),
+            ))
+        })
+        .clone();
     let cb = router.clone();
-    conn.on_push_view(move |msg| cb.deliver(msg));
-    reg.push((key, Arc::downgrade(&router)));
+    *shared.on_push.write().unwrap_or_else(|e| e.into_inner()) =
+        Some(PushSink::Inline(Arc::new(move |msg| cb.deliver(msg))));
     router
 }
 
@@ -337,12 +349,14 @@ impl Connection {
     /// Subscribes to `topic` (`.mc.sub`) and returns the subscription, which
     /// receives its updates. `filter` lists the symbols whose rows to receive (a
     /// raywire server filters table payloads by their `sym` column); empty for
-    /// everything. The core answers a filter with error `nyi`.
+    /// everything. The core answers a filter with error `nyi`. Its queue holds
+    /// [`ConnectOptions::subscription_capacity`](super::ConnectOptions::subscription_capacity)
+    /// bytes of updates.
     pub fn subscribe(&self, topic: &str, filter: &[&str]) -> Result<Subscription<'_>, IpcError> {
-        self.subscribe_with(topic, filter, DEFAULT_CAPACITY)
+        self.subscribe_with(topic, filter, self.shared.options.subscription_capacity)
     }
 
-    /// As [`Connection::subscribe`], with a channel of `capacity` updates.
+    /// As [`Connection::subscribe`], with a queue of `capacity` bytes.
     pub fn subscribe_with(
         &self,
         topic: &str,
@@ -350,7 +364,10 @@ impl Connection {
         capacity: usize,
     ) -> Result<Subscription<'_>, IpcError> {
         let router = router_for(self);
-        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+        let q = Arc::new(ByteQueue::new(
+            capacity,
+            Router::mode(router.overflow, &router.gate),
+        ));
         let dropped = Arc::new(AtomicU64::new(0));
         let id = router.next_id.fetch_add(1, Ordering::Relaxed);
         // Routed before asking: the first update may come before the reply.
@@ -359,15 +376,19 @@ impl Connection {
             .or_default()
             .push(Route {
                 id,
-                tx,
+                q: q.clone(),
                 dropped: dropped.clone(),
             });
+        if !self.is_connected() {
+            // Closed before the route was in: its queue must end too.
+            q.close();
+        }
         let mut sub = Subscription {
             conn: self,
             router,
             topic: topic.to_owned(),
             id,
-            rx,
+            q,
             dropped,
             next_seq: 0,
             live: true,
@@ -412,7 +433,7 @@ pub struct Subscription<'c> {
     router: Arc<Router>,
     topic: String,
     id: u64,
-    rx: Receiver<Update>,
+    q: Arc<ByteQueue<Update>>,
     dropped: Arc<AtomicU64>,
     next_seq: i64,
     live: bool,
@@ -423,7 +444,8 @@ impl std::fmt::Debug for Subscription<'_> {
         f.debug_struct("Subscription")
             .field("topic", &self.topic)
             .field("next_seq", &self.next_seq)
-            .field("pending", &self.rx.len())
+            .field("pending", &self.q.len())
+            .field("bytes", &self.q.bytes())
             .field("dropped", &self.dropped())
             .finish()
     }
@@ -440,14 +462,25 @@ impl<'c> Subscription<'c> {
         self.next_seq
     }
 
-    /// Updates dropped here because the channel was full.
+    /// Updates dropped here because the queue was full (always 0 with
+    /// [`Overflow::Backpressure`]).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
     /// Updates waiting to be taken.
     pub fn pending(&self) -> usize {
-        self.rx.len()
+        self.q.len()
+    }
+
+    /// Payload bytes of the updates waiting.
+    pub fn pending_bytes(&self) -> usize {
+        self.q.bytes()
+    }
+
+    /// The queue's bound in bytes.
+    pub fn capacity(&self) -> usize {
+        self.q.capacity()
     }
 
     /// The next update, waiting as long as it takes; [`RecvError::Closed`] once
@@ -463,32 +496,11 @@ impl<'c> Subscription<'c> {
 
     /// The next update if one is waiting.
     pub fn try_recv(&self) -> Result<Update, RecvError> {
-        match self.rx.try_recv() {
-            Ok(u) => Ok(u),
-            Err(_) if !self.conn.is_connected() => Err(RecvError::Closed),
-            Err(_) => Err(RecvError::Timeout),
-        }
+        self.q.try_recv()
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Update, RecvError> {
-        loop {
-            let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(CLOSE_CHECK),
-                None => CLOSE_CHECK,
-            };
-            match self.rx.recv_timeout(slice) {
-                Ok(u) => return Ok(u),
-                Err(_) => {
-                    if !self.conn.is_connected() {
-                        // Whatever was routed before the close is still owed.
-                        return self.rx.try_recv().map_err(|_| RecvError::Closed);
-                    }
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Err(RecvError::Timeout);
-                    }
-                }
-            }
-        }
+        self.q.pop_until(deadline)
     }
 
     /// The updates, as they come; the iterator ends when the connection closes.
@@ -496,15 +508,14 @@ impl<'c> Subscription<'c> {
         std::iter::from_fn(move || self.recv().ok())
     }
 
-    /// The channel updates arrive on (for `crossbeam_channel::select!`). It does
-    /// not report the connection's close; check [`Connection::is_connected`].
-    pub fn receiver(&self) -> &Receiver<Update> {
-        &self.rx
-    }
-
-    /// Pushes of this connection that are not updates of a subscribed topic.
-    pub fn other_pushes(&self) -> Receiver<RayObj> {
-        self.router.other_rx.clone()
+    /// Pushes of this connection that are not updates of a subscribed topic
+    /// (bounded by [`ConnectOptions::push_capacity`](super::ConnectOptions::push_capacity)
+    /// bytes, full as a subscription's queue is: read them if the server sends
+    /// any).
+    pub fn other_pushes(&self) -> Pushes {
+        Pushes {
+            q: self.router.other.clone(),
+        }
     }
 
     /// The connection.
@@ -528,8 +539,10 @@ impl<'c> Subscription<'c> {
         }
     }
 
-    /// Removes this subscription's route; true when it was the topic's last.
+    /// Removes this subscription's route, ending its queue (a full one would
+    /// hold the connection's reading stopped); true when it was the topic's last.
     fn unroute(&self) -> bool {
+        self.q.close();
         let mut routes = lock(&self.router.routes);
         let Some(rs) = routes.get_mut(&self.topic) else {
             return false;

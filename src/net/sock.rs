@@ -7,16 +7,59 @@ use std::os::fd::RawFd;
 use std::time::Instant;
 
 /// `MSG_DONTWAIT`: the call does not block, whatever the socket's own mode (the
-/// client's sockets block for the requester that reads them).
-#[cfg(target_os = "linux")]
+/// client's sockets block for the requester that reads them). Values from each
+/// platform's `<sys/socket.h>`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) const MSG_DONTWAIT: std::ffi::c_int = 0x40;
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) const MSG_DONTWAIT: std::ffi::c_int = 0x80;
-/// Sends never block and never raise SIGPIPE (`MSG_NOSIGNAL`, Linux).
-#[cfg(target_os = "linux")]
-const SEND_FLAGS: std::ffi::c_int = 0x4000 | MSG_DONTWAIT;
-#[cfg(not(target_os = "linux"))]
-const SEND_FLAGS: std::ffi::c_int = MSG_DONTWAIT;
+
+/// `MSG_NOSIGNAL` where the platform has it: a send to a closed peer fails with
+/// `EPIPE` instead of raising `SIGPIPE`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const MSG_NOSIGNAL: std::ffi::c_int = 0x4000;
+#[cfg(target_os = "freebsd")]
+const MSG_NOSIGNAL: std::ffi::c_int = 0x20000;
+#[cfg(any(target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"))]
+const MSG_NOSIGNAL: std::ffi::c_int = 0x400;
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+const MSG_NOSIGNAL: std::ffi::c_int = 0x200;
+/// Apple's systems use the socket option `SO_NOSIGPIPE` instead (set by
+/// [`no_sigpipe`] when the socket is made), so the send flag is empty there.
+#[cfg(target_vendor = "apple")]
+const MSG_NOSIGNAL: std::ffi::c_int = 0;
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+    target_os = "illumos",
+    target_os = "solaris",
+    target_vendor = "apple"
+)))]
+compile_error!("raywire does not know how to suppress SIGPIPE on this platform (src/net/sock.rs)");
+
+/// Sends never block and never raise SIGPIPE.
+const SEND_FLAGS: std::ffi::c_int = MSG_NOSIGNAL | MSG_DONTWAIT;
+
+/// Prepares a new socket so that writing to it after the peer left never raises
+/// `SIGPIPE`: `SO_NOSIGPIPE` on Apple's systems, where no send flag does it;
+/// nothing elsewhere (every send passes `MSG_NOSIGNAL`). Call it once on every
+/// socket that [`NoSigPipe`] writes, connected or accepted.
+#[cfg(target_vendor = "apple")]
+pub(crate) fn no_sigpipe(stream: &TcpStream) -> std::io::Result<()> {
+    socket2::SockRef::from(stream).set_nosigpipe(true)
+}
+
+/// See the Apple variant: here every send passes `MSG_NOSIGNAL`, so nothing is
+/// needed.
+#[cfg(not(target_vendor = "apple"))]
+pub(crate) fn no_sigpipe(_stream: &TcpStream) -> std::io::Result<()> {
+    Ok(())
+}
 
 /// A writer over a socket whose writes return `WouldBlock` instead of blocking,
 /// and an error instead of `SIGPIPE` when the peer has gone.

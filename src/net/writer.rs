@@ -8,7 +8,8 @@
 //! tracks how much of the frame a (possibly partial) write has sent.
 
 use crate::codec::{
-    self, Compression, Encode, FLAG_COMPRESSED, FLAG_LZ4, FrameHeader, HEADER_LEN, MsgType,
+    self, Compression, Encode, EncodeError, FLAG_COMPRESSED, FLAG_LZ4, FrameHeader, HEADER_LEN,
+    MsgType,
 };
 use crate::types::{ATTR_WIRE_MASK, Primitive, TypeCode};
 use crate::{Atom, Dict, Element, List, RayObj, RayVector, RayView, Symbol, Table, Vector};
@@ -119,12 +120,21 @@ impl<'a> Gather<'a> {
 ///
 /// Implemented by every object type of the crate; for a type of your own that
 /// implements [`Encode`], implement it with `gather` calling
-/// [`Gather::put_encoded`].
+/// [`Gather::put_encoded`], and `check` if it can hold symbols.
+///
+/// [`FrameWriter`] does not call [`Payload::check`]; the client does, before
+/// it writes anything.
 pub trait Payload {
     /// Exact encoded length in bytes.
     fn payload_len(&self) -> usize;
     /// Appends the encoding to `out`, referencing large element blocks.
     fn gather<'a>(&'a self, out: &mut Gather<'a>);
+    /// Whether the object can be written as it is (no symbol holds a NUL byte:
+    /// see [`codec::validate`]). The default finds nothing wrong, which is right
+    /// for a type without symbols.
+    fn check(&self) -> Result<(), EncodeError> {
+        Ok(())
+    }
 }
 
 impl<T: Payload + ?Sized> Payload for &T {
@@ -133,6 +143,9 @@ impl<T: Payload + ?Sized> Payload for &T {
     }
     fn gather<'a>(&'a self, out: &mut Gather<'a>) {
         (**self).gather(out)
+    }
+    fn check(&self) -> Result<(), EncodeError> {
+        (**self).check()
     }
 }
 
@@ -169,7 +182,31 @@ macro_rules! encoded_payload {
         }
     )*};
 }
-encoded_payload!(RayVector<bool>, RayVector<Symbol>, RayVector<String>, Atom);
+encoded_payload!(RayVector<bool>, RayVector<String>);
+
+impl Payload for RayVector<Symbol> {
+    fn payload_len(&self) -> usize {
+        self.encoded_len()
+    }
+    fn gather<'a>(&'a self, out: &mut Gather<'a>) {
+        out.put_encoded(self);
+    }
+    fn check(&self) -> Result<(), EncodeError> {
+        codec::validate_symbols(self.as_slice())
+    }
+}
+
+impl Payload for Atom {
+    fn payload_len(&self) -> usize {
+        self.encoded_len()
+    }
+    fn gather<'a>(&'a self, out: &mut Gather<'a>) {
+        out.put_encoded(self);
+    }
+    fn check(&self) -> Result<(), EncodeError> {
+        codec::validate_atom(self)
+    }
+}
 
 impl Payload for Vector {
     fn payload_len(&self) -> usize {
@@ -193,6 +230,12 @@ impl Payload for Vector {
             Vector::Str(v) => v.gather(out),
         }
     }
+    fn check(&self) -> Result<(), EncodeError> {
+        match self {
+            Vector::Symbol(v) => v.check(),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn gather_list<'a>(l: &'a List, out: &mut Gather<'a>) {
@@ -207,6 +250,9 @@ impl Payload for List {
     fn gather<'a>(&'a self, out: &mut Gather<'a>) {
         gather_list(self, out)
     }
+    fn check(&self) -> Result<(), EncodeError> {
+        self.items.iter().try_for_each(codec::validate)
+    }
 }
 
 impl Payload for Table {
@@ -218,6 +264,10 @@ impl Payload for Table {
         out.put_encoded(&self.names);
         gather_list(&self.columns, out);
     }
+    fn check(&self) -> Result<(), EncodeError> {
+        codec::validate_symbols(self.names.as_slice())?;
+        self.columns.check()
+    }
 }
 
 impl Payload for Dict {
@@ -228,6 +278,10 @@ impl Payload for Dict {
         out.put_copy(&[TypeCode::Dict as u8, self.attrs & ATTR_WIRE_MASK]);
         self.keys.gather(out);
         self.values.gather(out);
+    }
+    fn check(&self) -> Result<(), EncodeError> {
+        codec::validate(&self.keys)?;
+        codec::validate(&self.values)
     }
 }
 
@@ -244,6 +298,9 @@ impl Payload for RayObj {
             other => out.put_encoded(other),
         }
     }
+    fn check(&self) -> Result<(), EncodeError> {
+        codec::validate(self)
+    }
 }
 
 impl Payload for RayView<'_> {
@@ -252,6 +309,9 @@ impl Payload for RayView<'_> {
     }
     fn gather<'a>(&'a self, out: &mut Gather<'a>) {
         out.put_encoded(self);
+    }
+    fn check(&self) -> Result<(), EncodeError> {
+        codec::validate_view(self)
     }
 }
 
@@ -471,6 +531,31 @@ mod tests {
             FrameWriter::new("(+ 1 2)", MsgType::Async, Compression::None).to_vec(),
             want
         );
+    }
+
+    #[test]
+    fn check_finds_a_nul_in_every_kind_of_object() {
+        let nul = "a\0b";
+        let syms = RayVector::<Symbol>::from_iter(["ok", nul]);
+        let table = Table::new(["x"], vec![RayObj::from(syms.clone())]).unwrap();
+        let dict = RayObj::dict(
+            RayObj::from(RayVector::<Symbol>::from_iter([nul])),
+            RayObj::list(vec![RayObj::Null]),
+        );
+        assert!(syms.check().is_err());
+        assert!(Payload::check(&table).is_err());
+        assert!(Payload::check(&dict).is_err());
+        assert!(Payload::check(&Atom::new(crate::Scalar::Symbol(Symbol::from(nul)))).is_err());
+        assert!(
+            Payload::check(&&RayObj::symbol(nul)).is_err(),
+            "through a reference"
+        );
+        let view_of_bad = RayView::Atom(Atom::new(crate::Scalar::Symbol(Symbol::from(nul))));
+        assert!(Payload::check(&view_of_bad).is_err());
+        for ok in objects() {
+            assert_eq!(Payload::check(&ok), Ok(()), "{ok:?}");
+        }
+        assert_eq!(Expr("with \0 inside: a string, fine").check(), Ok(()));
     }
 
     #[test]
