@@ -331,6 +331,10 @@ impl<P: Payload + ?Sized> Payload for PubCall<'_, P> {
         out.put_copy(b"quote\0");
         self.payload.gather(out);
     }
+
+    fn check(&self) -> Result<(), crate::codec::EncodeError> {
+        self.payload.check()
+    }
 }
 
 fn seq_of(reply: RayObj) -> Result<i64, IpcError> {
