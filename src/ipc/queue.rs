@@ -89,6 +89,9 @@ struct State<T> {
     /// Whether this queue holds the gate closed.
     full: bool,
     closed: bool,
+    /// Consumers asleep on `ready`: a push wakes one only if there is one (a
+    /// notification is a system call).
+    sleepers: usize,
 }
 
 /// A FIFO bounded in bytes (each item is pushed with its size).
@@ -107,6 +110,7 @@ impl<T> ByteQueue<T> {
                 bytes: 0,
                 full: false,
                 closed: false,
+                sleepers: 0,
             }),
             ready: Condvar::new(),
             cap: cap.max(1),
@@ -137,8 +141,11 @@ impl<T> ByteQueue<T> {
         }
         s.bytes = s.bytes.saturating_add(size);
         s.items.push_back((item, size));
+        let wake = s.sleepers > 0;
         drop(s);
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
         Ok(())
     }
 
@@ -169,7 +176,7 @@ impl<T> ByteQueue<T> {
             if let Some(item) = self.try_pop() {
                 return Ok(item);
             }
-            let s = lock(&self.state);
+            let mut s = lock(&self.state);
             if !s.items.is_empty() {
                 continue;
             }
@@ -182,11 +189,13 @@ impl<T> ByteQueue<T> {
                 Some(u) => (u - now).min(WAIT_SLICE),
                 None => WAIT_SLICE,
             };
-            drop(
-                self.ready
-                    .wait_timeout(s, slice)
-                    .unwrap_or_else(|e| e.into_inner()),
-            );
+            s.sleepers += 1;
+            let mut s = self
+                .ready
+                .wait_timeout(s, slice)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            s.sleepers -= 1;
         }
     }
 

@@ -8,6 +8,7 @@ use crate::codec::{EncodeError, MsgType};
 use crate::net::sock::{NoSigPipe, WriteWait};
 use crate::net::writer::{FrameWriter, Payload};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,10 @@ const TURN_SLICE: Duration = Duration::from_millis(50);
 pub(crate) struct WriteTurn {
     side: Mutex<Option<WriteWait>>,
     cv: Condvar,
+    /// Threads waiting for the turn, counted under `side`'s lock: giving the
+    /// turn back wakes someone only if there is someone (a notification is a
+    /// system call, and most turns are not contended).
+    waiting: AtomicUsize,
 }
 
 /// The turn, given back when dropped (also on a panic).
@@ -35,8 +40,13 @@ pub(crate) struct Turn<'a> {
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        *lock(&self.owner.side) = self.wait.take();
-        self.owner.cv.notify_one();
+        let mut g = lock(&self.owner.side);
+        *g = self.wait.take();
+        let wake = self.owner.waiting.load(Ordering::Relaxed) > 0;
+        drop(g);
+        if wake {
+            self.owner.cv.notify_one();
+        }
     }
 }
 
@@ -57,6 +67,7 @@ impl WriteTurn {
         Ok(WriteTurn {
             side: Mutex::new(Some(WriteWait::new(fd)?)),
             cv: Condvar::new(),
+            waiting: AtomicUsize::new(0),
         })
     }
 
@@ -83,11 +94,13 @@ impl WriteTurn {
                 Some(d) => (d - now).min(TURN_SLICE),
                 None => TURN_SLICE,
             };
+            self.waiting.fetch_add(1, Ordering::Relaxed);
             g = self
                 .cv
                 .wait_timeout(g, slice)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
