@@ -11,9 +11,11 @@
 //! the requests on the wire (the wire has no request ids: replies come back in
 //! request order, and each response frame completes the oldest entry).
 //!
-//! Reading is described in [`super::rx`]: a requester waiting for its reply
-//! reads the socket itself when no one else does (measured against a core
-//! server, a round trip then costs less than with the core's own client), and the
+//! Reading. A requester waiting for its reply reads the socket itself when no
+//! one else does, blocking in `recv`, and completes every reply that comes, its
+//! own and other threads'; the others sleep until theirs is filled, and the next
+//! one in line takes over when the reader leaves (measured against a core
+//! server, a round trip then costs less than with the core's own client). The
 //! shared [`Reactor`] thread reads an idle connection, so pushes and a closed
 //! peer are seen there too.
 //!

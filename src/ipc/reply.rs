@@ -99,7 +99,7 @@ impl Slot {
     }
 }
 
-/// A sync request in flight (from [`Connection::submit`]).
+/// A sync request in flight (from [`super::Connection::submit`]).
 pub struct Reply {
     pub(crate) slot: Arc<Slot>,
     pub(crate) shared: Arc<Shared>,
