@@ -359,6 +359,12 @@ impl Connection {
         shared.gate.on_open(Box::new(move || {
             if let Some(s) = weak.upgrade() {
                 s.pump();
+                // Callbacks run on the reactor thread, not on this one.
+                if s.deliveries.len() > 0
+                    && let Some(a) = s.arming.get()
+                {
+                    let _ = a.request_tick();
+                }
             }
         }));
         let token = reactor.register(
@@ -503,12 +509,12 @@ impl Connection {
     }
 
     /// Calls `f` with every async message the server pushes, one at a time and
-    /// in order, on a thread that reads the socket (the reactor, or a requester
-    /// waiting for its reply) but outside every lock of the connection: `f` may
-    /// call this connection, a sync [`Connection::execute`] included. While it
-    /// runs, later pushes wait (up to [`ConnectOptions::push_capacity`] bytes;
-    /// then the connection stops reading until `f` catches up), so a slow `f`
-    /// slows the connection, and on the reactor thread every other connection.
+    /// in order, on the connection's reactor thread, outside every lock of the
+    /// connection: `f` may call this connection, a sync [`Connection::execute`]
+    /// included. While it runs, later pushes wait (up to
+    /// [`ConnectOptions::push_capacity`] bytes; then the connection stops reading
+    /// until `f` catches up), and the reactor's other connections wait too: keep
+    /// it short.
     /// Pushes that arrived before go to [`Connection::pushes`]. A panic in `f`
     /// loses that push and is logged; the connection goes on.
     pub fn on_push<F: Fn(RayObj) + Send + Sync + 'static>(&self, f: F) {

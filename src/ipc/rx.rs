@@ -13,12 +13,12 @@
 //! # Callbacks
 //!
 //! A frame is dispatched under the read side's lock, but no user code runs
-//! there: a push for a callback is queued, and after the reader lets go of the
-//! lock it (or whichever thread is already doing it) runs the queued callbacks,
-//! one at a time and in order. A callback may therefore call the connection's
-//! own methods, a sync `execute` included: that thread then reads for its reply
-//! like any requester. Requests from the server go to a small pool of threads
-//! ([`super::requests`]).
+//! there: a push for a callback is queued, and the reactor thread runs the
+//! queued callbacks, one at a time and in order, holding no lock (right after it
+//! read them, or on the tick a requester asks for after reading). A callback
+//! may therefore call the connection's own methods, a sync `execute` included:
+//! the reactor thread then reads for that reply like any requester. Requests
+//! from the server go to a small pool of threads ([`super::requests`]).
 //!
 //! # Bounds
 //!
@@ -206,7 +206,7 @@ impl Shared {
                     Some(PushSink::View(f)) => {
                         let g = ViewGuard::decode(frame, self.negotiated.lz4, &self.limits)?;
                         let n = g.byte_len();
-                        let _ = self.deliveries.push(super::rx::Delivery::View(f, g), n);
+                        let _ = self.deliveries.push(Delivery::View(f, g), n);
                     }
                     Some(PushSink::Obj(f)) => {
                         let (obj, n) = self.decode_counted(&frame)?;
@@ -289,9 +289,8 @@ impl Shared {
 
     /// Reads whatever is there if no one else is reading; if someone is, leaves
     /// a note so that they read once more after they let go (the socket is
-    /// edge-triggered: an edge seen while they held it must not be lost). Then
-    /// runs the push callbacks that reading queued. Returns whether the
-    /// connection is still open.
+    /// edge-triggered: an edge seen while they held it must not be lost).
+    /// Returns whether the connection is still open.
     pub(crate) fn pump(self: &Arc<Self>) -> bool {
         self.rx_missed.store(true, Ordering::SeqCst);
         loop {
@@ -301,7 +300,6 @@ impl Shared {
             self.rx_missed.store(false, Ordering::SeqCst);
             let open = self.drain_or_fail(&mut rx);
             drop(rx);
-            self.deliver_pending();
             if !open {
                 return false;
             }
@@ -313,7 +311,8 @@ impl Shared {
 
     /// Runs the queued push callbacks, one at a time and in order, unless another
     /// thread already is (it takes these too). No lock is held while a callback
-    /// runs.
+    /// runs. Called on the reactor thread only (after it read, and on its ticks,
+    /// which every requester asks for after reading).
     pub(crate) fn deliver_pending(&self) {
         loop {
             if self.deliveries.len() == 0 {
@@ -374,10 +373,12 @@ impl Shared {
             if let Some(n) = next {
                 n.nudge();
             }
+            // The tick also runs the push callbacks this read queued, on the
+            // reactor thread: a requester returns with its reply, not after
+            // other code.
             if let Some(a) = self.arming.get() {
                 let _ = a.request_tick();
             }
-            self.deliver_pending();
             match led {
                 Led::Done => {
                     // An edge the reactor saw before we took the socket out of
@@ -467,14 +468,13 @@ pub(crate) struct ConnHandler {
 
 impl Handler for ConnHandler {
     fn ready(&mut self, _r: Readiness) -> Control {
-        if self.shared.pump() {
-            Control::Keep
-        } else {
-            Control::Remove
-        }
+        let open = self.shared.pump();
+        self.shared.deliver_pending();
+        if open { Control::Keep } else { Control::Remove }
     }
 
     fn tick(&mut self) -> bool {
+        self.shared.deliver_pending();
         match self.shared.rx.try_lock() {
             Ok(mut rx) => rx.settle(),
             // A requester is reading: it asks for a tick again when done.

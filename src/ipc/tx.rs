@@ -155,7 +155,13 @@ impl Shared {
             return Err(IpcError::Encode(EncodeError::TooLarge { len }));
         }
         let mut fw = FrameWriter::new(payload, msgtype, self.compression());
-        let mut turn = self.writer.take(deadline, || self.is_open())?;
+        let mut turn = self
+            .writer
+            .take(deadline, || self.is_open())
+            .map_err(|e| match e {
+                IpcError::Closed => self.closed_error(),
+                e => e,
+            })?;
         {
             let mut p = lock(&self.pending);
             if p.closed.is_some() {
