@@ -164,12 +164,13 @@ fn pushes_are_bounded_in_bytes_and_none_is_lost() {
             }
             w2.fetch_add(1, Ordering::SeqCst);
         }
-        // A request behind the pushes: answered once they are all read.
-        if let Ok((_, obj)) = read_frame(&mut s) {
+        // Requests behind the pushes: answered in order until the client leaves.
+        for _ in 0..10 {
+            let Ok((_, obj)) = read_frame(&mut s) else {
+                return;
+            };
             let _ = s.write_all(&frame(&obj, MsgType::Response));
         }
-        // Open until the client leaves.
-        let _ = read_frame(&mut s);
     });
     let conn = ConnectOptions::new("127.0.0.1", port)
         .push_capacity(CAP)
@@ -194,6 +195,11 @@ fn pushes_are_bounded_in_bytes_and_none_is_lost() {
         written.load(Ordering::SeqCst) < N as usize,
         "TCP made the server wait"
     );
+    // A reply behind unread pushes waits for them: this one gives up, the
+    // connection stays.
+    let late = conn.execute_timeout("late", Duration::from_millis(200));
+    assert!(matches!(late, Err(IpcError::Timeout)), "{late:?}");
+    assert!(conn.is_connected());
     // Every push arrives, in order, every byte as sent.
     for want in 0..N {
         let got = pushes.recv_timeout(WAIT).expect("a push");
@@ -433,6 +439,65 @@ fn a_full_subscription_in_drop_mode_counts_what_it_drops() {
     );
     assert!(got.windows(2).all(|w| w[0] < w[1]), "in order: {got:?}");
     drop(sub);
+    drop(conn);
+    server.join().unwrap();
+}
+
+#[test]
+fn a_panicking_push_callback_loses_only_its_push() {
+    let port = answering_server(Arc::default());
+    let conn = hopen("127.0.0.1", port).unwrap();
+    let (tx, rx) = mpsc::channel::<i64>();
+    let tx = Mutex::new(tx);
+    conn.on_push(move |o| {
+        let n = i64_of(&o).unwrap_or(-1);
+        if n == 0 {
+            panic!("push 0 makes the callback panic (expected in this test)");
+        }
+        let _ = tx.lock().unwrap().send(n);
+    });
+    conn.send_async("pushes 3").unwrap();
+    assert_eq!(rx.recv_timeout(WAIT), Ok(1));
+    assert_eq!(rx.recv_timeout(WAIT), Ok(2));
+    assert!(conn.is_connected());
+    assert_eq!(conn.execute("(+ 1 2)").unwrap(), RayObj::from(6i64));
+}
+
+#[test]
+fn a_request_handler_may_call_its_own_connection() {
+    let (port, server) = raw_server(|mut s| {
+        let Ok(_go) = read_frame(&mut s) else { return };
+        s.write_all(&frame(&RayObj::from(5i64), MsgType::Sync))
+            .unwrap();
+        for _ in 0..10 {
+            let (h, obj) = read_frame(&mut s).unwrap();
+            match h.msgtype {
+                // The handler's own request, made while the server waits.
+                MsgType::Sync => s
+                    .write_all(&frame(&RayObj::from(6i64), MsgType::Response))
+                    .unwrap(),
+                MsgType::Response => {
+                    s.write_all(&frame(&obj, MsgType::Async)).unwrap();
+                    let _ = read_frame(&mut s);
+                    return;
+                }
+                MsgType::Async => {}
+            }
+        }
+    });
+    let conn = Arc::new(hopen("127.0.0.1", port).unwrap());
+    let weak = Arc::downgrade(&conn);
+    conn.on_request(move |o| {
+        let mine = weak
+            .upgrade()
+            .and_then(|c| c.execute_timeout("(+ 1 2)", WAIT).ok())
+            .and_then(|r| i64_of(&r));
+        RayObj::from(i64_of(&o).unwrap_or(0) + mine.unwrap_or(-100))
+    });
+    let pushes = conn.pushes();
+    conn.send_async("go").unwrap();
+    // The server echoes the handler's answer back as a push: 5 + 6.
+    assert_eq!(pushes.recv_timeout(WAIT), Ok(RayObj::from(11i64)));
     drop(conn);
     server.join().unwrap();
 }
