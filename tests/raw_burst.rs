@@ -1,0 +1,137 @@
+//! raywire's server against clients that speak the wire by hand over plain
+//! `TcpStream`s: pipelined bursts of tens of thousands of frames in one write,
+//! frames of random sizes cut at random points, a stream sent one byte per
+//! write, a raw publisher and subscriber, a client that never reads, a
+//! half-closed socket and a flood of connections.
+//!
+//! The scenarios live in `raw_support` and run unchanged against the real core
+//! in `interop/tests/raw_core.rs`, where they pass: a failure here is raywire's.
+//! Expected values are worked out from what the test sent, never asked of
+//! raywire.
+
+mod raw_support;
+
+use raw_support::{Answer, Raw};
+use raywire::Rayforce;
+use raywire::fanout::FanoutConfig;
+use raywire::server::{Server, ServerConfig};
+use std::time::{Duration, Instant};
+
+/// A raywire server with the evaluator and pub/sub, on a port of its own; its
+/// log lines (why a connection closed) go to the test's output.
+fn server() -> Server {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::DEBUG)
+        .try_init();
+    let (server, _fanout) = Rayforce::new()
+        .serve(ServerConfig::local(0), FanoutConfig::default())
+        .expect("server starts");
+    server
+}
+
+/// The server still answers a fresh raw client.
+fn still_answers(server: &Server) {
+    let mut c = Raw::connect(server.port()).expect("fresh client connects");
+    assert_eq!(
+        c.query("(+ 20 22)", raw_support::IO_TIMEOUT).unwrap(),
+        Answer::I64(42)
+    );
+}
+
+fn pipelined(count: usize) {
+    let server = server();
+    let got = raw_support::pipelined_increments(server.port(), "n", count)
+        .unwrap_or_else(|e| panic!("{count} pipelined increments: {e}"));
+    assert_eq!(got, Answer::I64(count as i64));
+    still_answers(&server);
+}
+
+#[test]
+fn ten_thousand_pipelined_increments_in_one_write() {
+    pipelined(10_000);
+}
+
+#[test]
+fn fifty_thousand_pipelined_increments_in_one_write() {
+    pipelined(50_000);
+}
+
+#[test]
+fn a_hundred_thousand_pipelined_increments_in_one_write() {
+    pipelined(100_000);
+}
+
+#[test]
+fn random_size_frames_cut_at_random_points_all_count_once() {
+    let server = server();
+    let (got, burst) =
+        raw_support::checksum_scenario(server.port(), "s", 0x5eed_0009, 100_000, 24 << 20)
+            .unwrap_or_else(|e| panic!("checksum burst: {e}"));
+    // The burst is what the test says it is: sizes from 1 byte to 1 MiB.
+    assert_eq!(burst.frames, 100_000);
+    assert_eq!(burst.largest, raw_support::MAX_DATA);
+    assert!(burst.data_bytes <= 24 << 20);
+    assert_eq!(got, Answer::I64(burst.expected));
+    still_answers(&server);
+}
+
+#[test]
+fn a_stream_sent_one_byte_per_write_is_answered() {
+    let server = server();
+    let got = raw_support::byte_at_a_time(server.port(), "b").unwrap();
+    assert_eq!(
+        got,
+        [
+            Answer::I64(3),
+            Answer::I64(60),
+            Answer::I64(10),
+            Answer::I64(42)
+        ]
+    );
+}
+
+#[test]
+fn a_raw_subscriber_gets_fifty_thousand_pipelined_publications_in_order() {
+    let server = server();
+    let count = 50_000;
+    let out = raw_support::pubsub_burst(server.port(), "trades", count, Duration::from_secs(120));
+    assert_eq!(out.failure, None, "delivered {} of {count}", out.delivered);
+    assert_eq!(out.delivered, count);
+    assert_eq!(out.publisher_after, Ok(Answer::I64(3)));
+    still_answers(&server);
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_stall_others() {
+    let server = server();
+    let probes = raw_support::stalled_reader(
+        server.port(),
+        "(til 1000000)",
+        8,
+        5,
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    assert_eq!(probes.len(), 5);
+    for (i, p) in probes.iter().enumerate() {
+        assert!(p.is_ok(), "probe {i}: {p:?}");
+    }
+}
+
+#[test]
+fn a_half_closed_socket_still_reads_its_answers() {
+    let server = server();
+    let got = raw_support::half_closed(server.port(), "h").unwrap();
+    assert_eq!(got, [Answer::I64(3), Answer::I64(42)]);
+    still_answers(&server);
+}
+
+#[test]
+fn six_hundred_connections_opened_at_once_are_each_answered() {
+    let server = server();
+    let t = Instant::now();
+    assert_eq!(raw_support::flood(server.port(), 600).unwrap(), 600);
+    assert!(t.elapsed() < Duration::from_secs(120));
+    still_answers(&server);
+}
