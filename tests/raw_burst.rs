@@ -76,6 +76,41 @@ fn random_size_frames_cut_at_random_points_all_count_once() {
     still_answers(&server);
 }
 
+/// The checksum is as sharp as its doc says: one flipped data bit, one frame
+/// sent twice, one frame left out, each gives exactly the total the test
+/// predicts from the change it made, and never the intact burst's total.
+#[test]
+fn the_checksum_sees_a_flipped_bit_a_repeated_frame_and_a_lost_frame() {
+    let server = server();
+    let burst = raw_support::checksum_burst(77, 2000, 1 << 20, "d");
+    let (span, adds) = burst.spans[1234].clone();
+    let k = 1235;
+
+    let mut flipped = burst.bytes.clone();
+    let last = span.end - 1; // the frame's last u8 of data
+    flipped[last] ^= 1;
+    let delta = if burst.bytes[last] % 2 == 0 { 1 } else { -1 };
+    let mut repeated = burst.bytes[..span.end].to_vec();
+    repeated.extend_from_slice(&burst.bytes[span.clone()]);
+    repeated.extend_from_slice(&burst.bytes[span.end..]);
+    let mut lost = burst.bytes[..span.start].to_vec();
+    lost.extend_from_slice(&burst.bytes[span.end..]);
+
+    for (what, bytes, want) in [
+        ("intact", &burst.bytes, burst.expected),
+        ("flipped", &flipped, burst.expected + k * delta),
+        ("repeated", &repeated, burst.expected + adds),
+        ("lost", &lost, burst.expected - adds),
+    ] {
+        let got = raw_support::send_burst(server.port(), "d", bytes, 5)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(got, Answer::I64(want), "{what}");
+        if what != "intact" {
+            assert_ne!(got, Answer::I64(burst.expected), "{what}");
+        }
+    }
+}
+
 #[test]
 fn a_stream_sent_one_byte_per_write_is_answered() {
     let server = server();

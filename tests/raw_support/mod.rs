@@ -363,6 +363,8 @@ pub struct ChecksumBurst {
     pub largest: usize,
     /// The global's value once every frame was applied exactly once, in order.
     pub expected: i64,
+    /// Each frame's byte range in `bytes` and what it adds (`k * sum V`).
+    pub spans: Vec<(std::ops::Range<usize>, i64)>,
 }
 
 /// Largest data vector of a [`checksum_burst`] frame.
@@ -388,6 +390,7 @@ pub fn checksum_burst(seed: u64, frames: usize, cap: usize, var: &str) -> Checks
         data_bytes: 0,
         largest: 0,
         expected: 0,
+        spans: Vec::with_capacity(frames),
     };
     let mut data = Vec::new();
     for i in 0..frames {
@@ -413,8 +416,10 @@ pub fn checksum_burst(seed: u64, frames: usize, cap: usize, var: &str) -> Checks
         e.list(3).name("+").name(var);
         e.list(3).name("*").i64(k);
         e.list(2).name("sum").u8s(&data);
+        let start = out.bytes.len();
         out.bytes.extend_from_slice(&header(ASYNC, e.0.len()));
         out.bytes.extend_from_slice(&e.0);
+        out.spans.push((start..out.bytes.len(), k * sum));
     }
     out
 }
@@ -445,16 +450,20 @@ pub fn checksum_scenario(
     cap: usize,
 ) -> Result<(Answer, ChecksumBurst), String> {
     let burst = checksum_burst(seed, frames, cap, var);
+    let got = send_burst(port, var, &burst.bytes, seed.wrapping_add(1))?;
+    Ok((got, burst))
+}
+
+/// Sets `VAR` to 0, writes `bytes` in random pieces, and answers the final `VAR`.
+pub fn send_burst(port: u16, var: &str, bytes: &[u8], seed: u64) -> Result<Answer, String> {
     let mut c = Raw::connect(port)?;
     match c.query(&format!("(set {var} 0)"), IO_TIMEOUT)? {
         Answer::I64(0) => {}
         other => return Err(format!("(set {var} 0) answered {other:?}")),
     }
-    write_in_random_pieces(&mut c, &burst.bytes, seed.wrapping_add(1))?;
-    let got = c
-        .query(var, Duration::from_secs(120))
-        .map_err(|e| format!("after the {}-frame burst: {e}", burst.frames))?;
-    Ok((got, burst))
+    write_in_random_pieces(&mut c, bytes, seed)?;
+    c.query(var, Duration::from_secs(120))
+        .map_err(|e| format!("after a burst of {} bytes: {e}", bytes.len()))
 }
 
 /// A short exchange sent one byte per write (`TCP_NODELAY`, a pause now and
