@@ -89,7 +89,11 @@ fn the_checksum_sees_a_flipped_bit_a_repeated_frame_and_a_lost_frame() {
     let mut flipped = burst.bytes.clone();
     let last = span.end - 1; // the frame's last u8 of data
     flipped[last] ^= 1;
-    let delta = if burst.bytes[last] % 2 == 0 { 1 } else { -1 };
+    let delta = if burst.bytes[last].is_multiple_of(2) {
+        1
+    } else {
+        -1
+    };
     let mut repeated = burst.bytes[..span.end].to_vec();
     repeated.extend_from_slice(&burst.bytes[span.clone()]);
     repeated.extend_from_slice(&burst.bytes[span.end..]);

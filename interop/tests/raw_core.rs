@@ -95,14 +95,9 @@ fn the_core_answers_six_hundred_connections_opened_at_once() {
 #[test]
 fn the_core_freezes_behind_a_client_that_never_reads() {
     let core = CoreServer::start();
-    let probes = raw_support::stalled_reader(
-        core.port(),
-        "(til 1000000)",
-        8,
-        2,
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let probes =
+        raw_support::stalled_reader(core.port(), "(til 1000000)", 8, 2, Duration::from_secs(5))
+            .unwrap();
     assert_eq!(probes.len(), 2);
     for (i, p) in probes.iter().enumerate() {
         assert!(p.is_err(), "probe {i} was answered: {p:?}");

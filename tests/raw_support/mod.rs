@@ -287,9 +287,9 @@ impl Raw {
     pub fn closed_before(&mut self, deadline: Instant) -> bool {
         let mut chunk = [0u8; 64 << 10];
         while Instant::now() < deadline {
-            let _ = self
-                .s
-                .set_read_timeout(Some(Duration::from_millis(200).max(Duration::from_millis(1))));
+            let _ = self.s.set_read_timeout(Some(
+                Duration::from_millis(200).max(Duration::from_millis(1)),
+            ));
             match self.s.read(&mut chunk) {
                 Ok(0) => return true,
                 Ok(_) => {}
@@ -397,7 +397,7 @@ pub fn checksum_burst(seed: u64, frames: usize, cap: usize, var: &str) -> Checks
         let mut len = match i {
             0 => 1,
             1 => MAX_DATA,
-            _ if rng.next() % 2000 == 0 => rng.log_uniform(MAX_DATA),
+            _ if rng.next().is_multiple_of(2000) => rng.log_uniform(MAX_DATA),
             _ => rng.log_uniform(1024),
         };
         if out.data_bytes + len > cap {
@@ -631,7 +631,10 @@ pub fn pubsub_burst(port: u16, topic: &str, count: usize, wait: Duration) -> Pub
         let check = parse_upd(&f.payload).and_then(|(t, seq, v)| {
             let first = *first_seq.get_or_insert(seq - i);
             if f.msgtype != ASYNC || f.flags != 0 {
-                Err(format!("update {i}: msgtype {} flags {}", f.msgtype, f.flags))
+                Err(format!(
+                    "update {i}: msgtype {} flags {}",
+                    f.msgtype, f.flags
+                ))
             } else if t != topic {
                 Err(format!("update {i}: topic {t}"))
             } else if seq != first + i {
