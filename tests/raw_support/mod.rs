@@ -286,10 +286,13 @@ impl Raw {
     /// stream or `deadline`).
     pub fn closed_before(&mut self, deadline: Instant) -> bool {
         let mut chunk = [0u8; 64 << 10];
-        while Instant::now() < deadline {
-            let _ = self.s.set_read_timeout(Some(
-                Duration::from_millis(200).max(Duration::from_millis(1)),
-            ));
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let wait = (deadline - now).max(Duration::from_millis(1));
+            let _ = self.s.set_read_timeout(Some(wait));
             match self.s.read(&mut chunk) {
                 Ok(0) => return true,
                 Ok(_) => {}
@@ -297,7 +300,6 @@ impl Raw {
                 Err(_) => return true,
             }
         }
-        false
     }
 }
 
