@@ -5,7 +5,8 @@
 //! half-closed socket and a flood of connections.
 //!
 //! The scenarios live in `raw_support` and run unchanged against the real core
-//! in `interop/tests/raw_core.rs`, where they pass: a failure here is raywire's.
+//! in `interop/tests/raw_core.rs`, where all of them pass but the client that
+//! never reads (the core freezes behind it): a failure here is raywire's.
 //! Expected values are worked out from what the test sent, never asked of
 //! raywire.
 
@@ -15,7 +16,7 @@ use raw_support::{Answer, Raw};
 use raywire::Rayforce;
 use raywire::fanout::FanoutConfig;
 use raywire::server::{Server, ServerConfig};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A raywire server with the evaluator and pub/sub, on a port of its own; its
 /// log lines (why a connection closed) go to the test's output.
@@ -169,8 +170,6 @@ fn a_half_closed_socket_still_reads_its_answers() {
 #[test]
 fn six_hundred_connections_opened_at_once_are_each_answered() {
     let server = server();
-    let t = Instant::now();
     assert_eq!(raw_support::flood(server.port(), 600).unwrap(), 600);
-    assert!(t.elapsed() < Duration::from_secs(120));
     still_answers(&server);
 }

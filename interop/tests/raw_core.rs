@@ -1,7 +1,8 @@
 //! The raw-socket scenarios of `tests/raw_burst.rs`, run unchanged against the
-//! real core's server (a child process, as `rayforce -p PORT`). They pass here,
-//! which shows the scenarios and their expected values are right: when the
-//! same scenario fails on raywire, the fault is raywire's.
+//! real core's server (a child process, as `rayforce -p PORT`). They pass here
+//! (all but the client that never reads, which freezes the core and is kept as
+//! a record of that), which shows the scenarios and their expected values are
+//! right: when the same scenario fails on raywire, the fault is raywire's.
 
 #[path = "../../tests/raw_support/mod.rs"]
 mod raw_support;
