@@ -47,6 +47,7 @@
 //! it again is safe). A query that fails publishes nothing. The result is
 //! serializable execution: every query behaves as if it ran alone, in commit order.
 
+mod builtins;
 mod error;
 mod ops;
 mod parse;
@@ -388,7 +389,7 @@ impl Ctx<'_> {
             }
             return Ok(v);
         }
-        if let Some(b) = ops::lookup(name) {
+        if let Some(b) = builtins::lookup(name) {
             return Ok(V::Own(RayObj::Builtin(b.to_obj())));
         }
         if let Some(v) = self.dotted(name) {
@@ -482,7 +483,7 @@ impl Ctx<'_> {
             _ => head,
         };
         match &*head {
-            RayObj::Builtin(b) => match ops::lookup(&b.name) {
+            RayObj::Builtin(b) => match builtins::lookup(&b.name) {
                 Some(f) => f.call(self, &items[1..]),
                 None => bail!("nyi", "builtin '{}' is not supported by raywire", b.name),
             },

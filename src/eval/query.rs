@@ -3,6 +3,7 @@
 
 use super::error::{R, bail, err};
 use super::ops::coll::{atoms_to_vector, gather};
+use super::ops::{Def, Imp};
 use super::value::{Num, V, coll_elem, name_of, sym_of, type_name, vec_atom};
 use super::{Ctx, QueryFrame};
 use crate::types::{ATOM_FLAG_NULL, ATTR_HAS_NULLS};
@@ -21,6 +22,32 @@ fn table_of(o: &Arc<RayObj>) -> &Table {
             columns: List::default(),
         }),
     }
+}
+
+/// The table and query builtins. They live here rather than in `ops`' table so
+/// that `ops` need not depend on this module, which uses `ops`' helpers.
+static BUILTINS: &[Def] = &[
+    Def {
+        name: "table",
+        imp: Imp::Binary(table),
+    },
+    Def {
+        name: "select",
+        imp: Imp::Special(TypeCode::Vary, select),
+    },
+    Def {
+        name: "insert",
+        imp: Imp::Special(TypeCode::Vary, insert),
+    },
+    Def {
+        name: "upsert",
+        imp: Imp::Special(TypeCode::Vary, upsert),
+    },
+];
+
+/// The table or query builtin called `name`.
+pub(crate) fn lookup(name: &str) -> Option<Def> {
+    BUILTINS.iter().find(|d| d.name == name).copied()
 }
 
 // ---------------------------------------------------------------- table

@@ -1,6 +1,11 @@
 //! The builtin table: names, calling conventions (unary, binary, variadic,
 //! special forms) and the argument checks the core's evaluator applies before a
 //! builtin runs.
+//!
+//! The table and query forms (`table`, `select`, `insert`, `upsert`) are
+//! registered by `query` itself, which builds on the helpers here; this module
+//! never reaches into `query`, so the two depend on each other one way only.
+//! `builtins` joins both tables for the evaluator.
 
 pub(crate) mod agg;
 pub(crate) mod arith;
@@ -9,7 +14,6 @@ pub(crate) mod logic;
 
 use super::Ctx;
 use super::error::{R, bail};
-use super::query;
 use super::value::{V, is_collection, type_name};
 use crate::{Builtin, RayObj, TypeCode};
 use arith::Op;
@@ -185,7 +189,7 @@ macro_rules! defs {
     };
 }
 
-/// Every builtin raywire's evaluator knows.
+/// The builtins of this module: everything but the table and query forms.
 static BUILTINS: &[Def] = defs![
     "+" => Imp::Atomic(Op::Add),
     "-" => Imp::Atomic(Op::Sub),
@@ -221,7 +225,6 @@ static BUILTINS: &[Def] = defs![
     "where" => Imp::Unary(coll::where_),
     "at" => Imp::Binary(coll::at),
     "as" => Imp::Binary(coll::cast),
-    "table" => Imp::Binary(query::table),
     "list" => Imp::Vary(coll::list),
     "enlist" => Imp::Vary(coll::enlist),
     "version" => Imp::Vary(coll::version),
@@ -230,12 +233,9 @@ static BUILTINS: &[Def] = defs![
     "quote" => Imp::Special(TypeCode::Vary, special_quote),
     "do" => Imp::Special(TypeCode::Vary, special_do),
     "if" => Imp::Special(TypeCode::Vary, special_if),
-    "select" => Imp::Special(TypeCode::Vary, query::select),
-    "insert" => Imp::Special(TypeCode::Vary, query::insert),
-    "upsert" => Imp::Special(TypeCode::Vary, query::upsert),
 ];
 
-/// The builtin called `name`, if raywire knows it.
+/// The builtin of this module called `name` (see `builtins::lookup` for all).
 pub(crate) fn lookup(name: &str) -> Option<Def> {
     BUILTINS.iter().find(|d| d.name == name).copied()
 }
