@@ -122,7 +122,10 @@ impl Model {
                 self.fed += n;
             }
             Op::ReadOverCommit { take, extra } => {
-                let buf = self.reader.read_buf().map_err(|e| format!("read_buf: {e}"))?;
+                let buf = self
+                    .reader
+                    .read_buf()
+                    .map_err(|e| format!("read_buf: {e}"))?;
                 let offered = buf.len();
                 if offered == 0 {
                     return Err("read_buf handed out an empty buffer".into());
@@ -225,9 +228,7 @@ impl Model {
                 self.reader.buffered()
             ));
         }
-        let declared = head
-            .filter(|_| got >= HEADER_LEN)
-            .map(|r| r.len() as u64);
+        let declared = head.filter(|_| got >= HEADER_LEN).map(|r| r.len() as u64);
         if self.reader.declared() != declared {
             return Err(format!(
                 "declared() {:?}, the header says {declared:?}",
@@ -258,7 +259,8 @@ impl Model {
         }
         self.check()?;
         for t in self.threads.drain(..) {
-            t.join().map_err(|_| "a releasing thread panicked".to_string())?;
+            t.join()
+                .map_err(|_| "a releasing thread panicked".to_string())?;
         }
         Ok(())
     }
