@@ -22,13 +22,21 @@
 //! read's worth) is moved back to the start, so a request/response loop keeps
 //! reusing the same few cache-hot pages. When the end of the mapping is reached
 //! while older frames are still alive, a frame that fits below the oldest live
-//! frame wraps to the start (its received prefix is moved there).
+//! frame wraps to the start (its received prefix is moved there). The ring then
+//! counts the live frames above the write head explicitly: when the wrapped
+//! region fills up to the byte at the oldest live frame, the window is empty
+//! (the next frame goes to a buffer of its own) rather than the rest of the
+//! mapping. Frames lie in `[6, capacity - 2)`, so rounding a frame's end up to the
+//! next start never leaves the mapping.
 //!
 //! Overflow. A frame that does not fit where it could go — larger than the
 //! mapping, or the mapping is held by live frames — gets a buffer of its own,
 //! allocated once at the frame's final size from its header ([`AlignedBuf`]); its
 //! received prefix is copied there and the rest is read straight into it. Buffers
-//! are never grown by doubling.
+//! are never grown by doubling, and a dropped one is kept as a spare for the next
+//! large frame. When even the header does not fit, it is read into a 16-byte
+//! buffer first. [`FrameReader::declared`] tells the size a header announced as
+//! soon as it is in, so a server can budget for it.
 //!
 //! Why not the double-mapping trick (one memfd mapped twice back to back, so a
 //! frame that wraps is still contiguous)? It removes the one prefix copy at a
@@ -37,15 +45,15 @@
 //! `unsafe` FFI per connection, and still cannot hold a frame larger than the
 //! mapping. The measured steady state of the linear design is a single read into
 //! the same pages with no copy, which the trick cannot beat.
-
 //!
 //! # Layers
 //!
 //! - `state`: the bookkeeping as a state machine over offsets (no memory, no
 //!   `unsafe`), with its invariants stated and checked there. Whether the ring is
 //!   wrapped is explicit state, and a commit can never exceed what was offered.
-//! - `mem`: the mapping, the only `unsafe`: bounds-checked slices and copies whose
-//!   aliasing contract those invariants discharge.
+//! - `mem`: the mapping, the only `unsafe` code: bounds-checked slices and
+//!   copies. What they cannot check (nobody else touches the range) is argued at
+//!   each call here, from the state's invariants.
 //! - this module: [`FrameReader`] drives both, parses headers, owns the side
 //!   buffers (a header read outside the mapping, an overflow frame's
 //!   [`AlignedBuf`]), and hands out [`RxFrame`]s.
