@@ -248,19 +248,21 @@ impl Drop for RxFrame {
 /// ```
 pub struct FrameReader {
     mem: Arc<RingMem>,
-    state: RingState,
+    // Boxed with the cold parts below to keep the reader small: the server keeps
+    // one inline in each connection's phase enum.
+    state: Box<RingState>,
     /// One flag per live span of `state`, oldest first: set when its frame drops.
     flags: VecDeque<Arc<AtomicBool>>,
     /// The header being read outside the mapping ([`Side::Head`]).
     head: [u8; HEADER_LEN],
     /// The frame filling its own buffer ([`Side::Big`]).
-    big: Option<(FrameHeader, AlignedBuf)>,
+    big: Option<Box<(FrameHeader, AlignedBuf)>>,
     ready: VecDeque<RxFrame>,
     limits: Limits,
     spare: Spare,
     /// The last [`FrameReader::read_from`] got less than it had room for.
     short: bool,
-    failed: Option<Failure>,
+    failed: Option<Box<Failure>>,
     /// Scratch for [`FrameReader::cut`], kept to avoid an allocation per read.
     headers: Vec<FrameHeader>,
     moves: Vec<Move>,
@@ -295,7 +297,7 @@ impl FrameReader {
         let cap = capacity.max(MIN_RING_CAPACITY).next_multiple_of(8);
         Ok(FrameReader {
             mem: Arc::new(RingMem::new(cap)?),
-            state: RingState::new(cap),
+            state: Box::new(RingState::new(cap)),
             flags: VecDeque::new(),
             head: [0; HEADER_LEN],
             big: None,
@@ -377,7 +379,7 @@ impl FrameReader {
             ));
         }
         match (self.state.side(), &self.big) {
-            (Side::Big { len, .. }, Some((_, buf))) if buf.len() == len => Ok(()),
+            (Side::Big { len, .. }, Some(b)) if b.1.len() == len => Ok(()),
             (Side::Big { .. }, _) => Err("a frame in its own buffer without the buffer".into()),
             (_, Some(_)) => Err("an overflow buffer outside Side::Big".into()),
             _ => Ok(()),
@@ -388,7 +390,7 @@ impl FrameReader {
         tracing::debug!("receive buffer stops: {:?}", f);
         self.state.fail();
         let e = f.error();
-        self.failed = Some(f);
+        self.failed = Some(Box::new(f));
         e
     }
 
@@ -436,11 +438,11 @@ impl FrameReader {
                     FrameHeader::parse(bytes, self.limits.max_frame).map_err(Failure::Header)?;
                 let mut buf = self.frame_buf(len)?;
                 buf.as_mut_slice()[..bytes.len()].copy_from_slice(bytes);
-                self.big = Some((header, buf));
+                self.big = Some(Box::new((header, buf)));
             }
             None => self.head[..bytes.len()].copy_from_slice(bytes),
         }
-        self.state.to_side();
+        self.state.move_aside();
         Ok(())
     }
 
@@ -475,10 +477,9 @@ impl FrameReader {
                 unsafe { self.mem.slice_mut(at, len) }
             }
             Offer::Side { at, len } => match &mut self.big {
-                Some((_, buf)) => &mut buf.as_mut_slice()[at..at + len],
+                Some(b) => &mut b.1.as_mut_slice()[at..at + len],
                 None => &mut self.head[at..at + len],
             },
-            Offer::Nothing => &mut [],
         })
     }
 
@@ -511,7 +512,8 @@ impl FrameReader {
             Committed::Ring => self.cut(),
             Committed::HeadDone => self.head_done(),
             Committed::BigDone => {
-                if let Some((header, buf)) = self.big.take() {
+                if let Some(b) = self.big.take() {
+                    let (header, buf) = *b;
                     self.push_own(header, buf);
                 }
                 Ok(())
@@ -538,7 +540,7 @@ impl FrameReader {
         if self.state.head_done(len) {
             self.push_own(header, buf);
         } else {
-            self.big = Some((header, buf));
+            self.big = Some(Box::new((header, buf)));
         }
         Ok(())
     }

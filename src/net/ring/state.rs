@@ -94,11 +94,9 @@ pub(super) enum Side {
     },
 }
 
-/// What the last [`RingState::offer`] handed out for reading.
+/// What [`RingState::offer`] hands out for reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Offer {
-    /// Nothing: a commit now may only be of 0 bytes.
-    Nothing,
     /// `[at, at + len)` of the mapping.
     Ring {
         /// Offset in the mapping (`filled`).
@@ -118,7 +116,6 @@ pub(super) enum Offer {
 impl Offer {
     fn len(self) -> usize {
         match self {
-            Offer::Nothing => 0,
             Offer::Ring { len, .. } | Offer::Side { len, .. } => len,
         }
     }
@@ -145,7 +142,7 @@ pub(super) enum Placement {
     Side,
     /// The frame at the write head must leave the mapping: the reader copies
     /// `prefix` into a buffer of its own (the header buffer when `pending` is
-    /// `None`, else one of `pending` bytes), then calls [`RingState::to_side`].
+    /// `None`, else one of `pending` bytes), then calls [`RingState::move_aside`].
     Overflow {
         /// The received bytes of the frame, in the mapping.
         prefix: Range<usize>,
@@ -188,7 +185,9 @@ pub(super) struct RingState {
     filled: usize,
     pending: Option<usize>,
     side: Side,
-    offer: Offer,
+    /// Length of the outstanding offer (0: none); where it starts follows from
+    /// `side` (invariant 6).
+    offered: usize,
     failed: bool,
 }
 
@@ -196,7 +195,7 @@ impl RingState {
     /// The bookkeeping for a mapping of `cap` bytes (a multiple of 8 larger than
     /// `MIN_WINDOW`).
     pub(super) fn new(cap: usize) -> RingState {
-        debug_assert!(cap % 8 == 0 && cap > MIN_WINDOW + 8);
+        debug_assert!(cap.is_multiple_of(8) && cap > MIN_WINDOW + 8);
         RingState {
             end: cap - 8 + FRAME_ALIGN,
             live: VecDeque::new(),
@@ -205,7 +204,7 @@ impl RingState {
             filled: FRAME_ALIGN,
             pending: None,
             side: Side::Ring,
-            offer: Offer::Nothing,
+            offered: 0,
             failed: false,
         }
     }
@@ -252,7 +251,7 @@ impl RingState {
     /// reader stops, so invariant (4) no longer binds.
     pub(super) fn fail(&mut self) {
         self.failed = true;
-        self.offer = Offer::Nothing;
+        self.offered = 0;
     }
 
     /// The end of the window: the oldest live frame when wrapped, else `end`.
@@ -288,7 +287,7 @@ impl RingState {
     /// compaction or a wrap, or out of the mapping. Call after releasing what can
     /// be released.
     pub(super) fn place(&mut self) -> Placement {
-        self.offer = Offer::Nothing;
+        self.offered = 0;
         if self.side != Side::Ring {
             return Placement::Side;
         }
@@ -323,7 +322,7 @@ impl RingState {
 
     /// After [`Placement::Overflow`], once the reader copied the prefix out: the
     /// frame at the write head continues in its side buffer.
-    pub(super) fn to_side(&mut self) {
+    pub(super) fn move_aside(&mut self) {
         debug_assert_eq!(self.side, Side::Ring);
         let got = self.filled - self.cur;
         self.side = match self.pending.take() {
@@ -337,7 +336,7 @@ impl RingState {
     /// The region the next read may fill. Call after [`RingState::place`]; never
     /// empty.
     pub(super) fn offer(&mut self) -> Offer {
-        self.offer = match self.side {
+        let offer = match self.side {
             Side::Ring => {
                 let limit = self.limit();
                 // Up to the end of the frame being received, plus two thirds of the
@@ -368,21 +367,22 @@ impl RingState {
                 len: len - filled,
             },
         };
+        self.offered = offer.len();
         self.debug_check();
-        self.offer
+        offer
     }
 
     /// Records that `n` bytes of the outstanding offer were filled. More than it
     /// handed out is refused and changes nothing.
     pub(super) fn commit(&mut self, n: usize) -> Result<Committed, OverCommit> {
-        let offered = self.offer.len();
+        let offered = self.offered;
         if n > offered {
             return Err(OverCommit {
                 committed: n,
                 offered,
             });
         }
-        self.offer = Offer::Nothing;
+        self.offered = 0;
         if n == 0 {
             return Ok(Committed::Nothing);
         }
@@ -566,22 +566,17 @@ impl RingState {
                 }
             }
         }
-        match self.offer {
-            Offer::Nothing => {}
-            Offer::Ring { at, len } => {
-                if self.side != Side::Ring || at != self.filled || len == 0 || at + len > limit {
-                    return Err(format!("(6) ring offer {at}+{len}, limit {limit}"));
-                }
-            }
-            Offer::Side { at, len } => {
-                let ok = match self.side {
-                    Side::Head { got } => at == got && at + len == HEADER_LEN,
-                    Side::Big { len: l, filled } => at == filled && at + len == l,
-                    Side::Ring => false,
-                };
-                if !ok || len == 0 {
-                    return Err(format!("(6) side offer {at}+{len} for {:?}", self.side));
-                }
+        if self.offered > 0 {
+            let ok = match self.side {
+                Side::Ring => self.filled + self.offered <= limit,
+                Side::Head { got } => got + self.offered == HEADER_LEN,
+                Side::Big { len, filled } => filled + self.offered == len,
+            };
+            if !ok {
+                return Err(format!(
+                    "(6) offer of {} for {:?}, filled {} limit {limit}",
+                    self.offered, self.side, self.filled
+                ));
             }
         }
         Ok(())
@@ -665,7 +660,7 @@ mod tests {
                 prefix: b.start..b.start
             }
         );
-        s.to_side();
+        s.move_aside();
         assert_eq!(s.offer(), Offer::Side { at: 0, len: 16 });
         s.check_invariants().unwrap();
     }
