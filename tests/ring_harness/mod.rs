@@ -86,7 +86,7 @@ impl Model {
         }
     }
 
-    /// Where the next frame would start in the mapping if it followed `f` there.
+    /// The offset of ring frame `f` in the mapping.
     pub fn offset(&self, f: &RxFrame) -> usize {
         f.as_bytes().as_ptr() as usize - self.reader.region().start
     }
