@@ -127,7 +127,13 @@ impl Budget {
         if st.paused.iter().any(|p| p.conn == conn) {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
         } else {
-            tracing::debug!(conn, own, used, limit = self.limit, "paused: over the receive budget");
+            tracing::debug!(
+                conn,
+                own,
+                used,
+                limit = self.limit,
+                "paused: over the receive budget"
+            );
             st.paused.push_back(Paused {
                 conn,
                 arming: arming.clone(),

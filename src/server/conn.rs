@@ -61,7 +61,12 @@ pub(super) enum Held {
 }
 
 impl Conn {
-    pub(super) fn new(inner: &Inner, id: super::ConnId, peer: SocketAddr, out: Arc<Output>) -> Conn {
+    pub(super) fn new(
+        inner: &Inner,
+        id: super::ConnId,
+        peer: SocketAddr,
+        out: Arc<Output>,
+    ) -> Conn {
         Conn {
             id,
             peer,
@@ -198,7 +203,11 @@ impl Conn {
     }
 
     /// Queues `obj` as one frame; over the output bound the connection closes.
-    pub(super) fn send_obj(&self, obj: Arc<RayObj>, msgtype: MsgType) -> Result<(), super::ServerError> {
+    pub(super) fn send_obj(
+        &self,
+        obj: Arc<RayObj>,
+        msgtype: MsgType,
+    ) -> Result<(), super::ServerError> {
         let r = self.out.send_obj(obj, msgtype, self.compression());
         self.sent(r)
     }

@@ -62,8 +62,9 @@ pub(super) fn open(inner: &Arc<Inner>, stream: TcpStream, peer: SocketAddr) -> s
     let fd = handler.stream.as_raw_fd();
     match inner.reactor.register(fd, Box::new(handler)) {
         Ok(token) => {
-            let _ = conn.arming.set(inner.reactor.arming(fd, token));
-            Ok(())
+            let arming = conn.arming.get_or_init(|| inner.reactor.arming(fd, token));
+            // The handler may already have run and stopped for want of it.
+            arming.resume()
         }
         Err(e) => {
             // The handler was dropped unregistered: undo its bookkeeping here.
@@ -209,15 +210,15 @@ impl ConnHandler {
         if let Err(Held::Queue) = conn.may_read() {
             return Step::Paused;
         }
+        let Some(arming) = conn.arming.get() else {
+            // Not recorded yet: the registering thread resumes the handler once
+            // it has recorded it, and no read is ungated meanwhile.
+            return Step::Paused;
+        };
         let own = self.counted + conn.pending_bytes() as u64;
-        let cap = match conn.arming.get() {
-            Some(arming) => match conn.budget.gate(conn.id, own, room, arming) {
-                Gate::Read(cap) => cap,
-                Gate::Pause => return Step::Paused,
-            },
-            // Not registered yet (the registering thread is about to record
-            // it): a pause could not be lifted, so this read is not gated.
-            None => room,
+        let cap = match conn.budget.gate(conn.id, own, room, arming) {
+            Gate::Read(cap) => cap,
+            Gate::Pause => return Step::Paused,
         };
         let mut src = Capped {
             stream: &self.stream,
@@ -322,38 +323,32 @@ impl Handler for ConnHandler {
             return Control::Remove;
         }
         self.peer_closed |= readiness.closed;
-        // Without an arming (not registered yet, for a moment) the turn cannot
-        // be handed on, so it goes on: bounded all the same.
-        for _ in 0..1024 {
-            let mut got = 0usize;
-            for _ in 0..WAKE_READS {
-                let step = match self.phase {
-                    Phase::Handshake { .. } => self.handshake(&inner),
-                    Phase::Frames(_) => {
-                        let room = WAKE_BYTES.saturating_sub(got).max(1);
-                        self.frames(&inner, room, &mut got)
-                    }
-                };
-                match step {
-                    Step::Continue if got < WAKE_BYTES => {}
-                    Step::Continue => break,
-                    Step::Wait | Step::Paused => return Control::Keep,
-                    Step::Close => return Control::Remove,
+        let mut got = 0usize;
+        for _ in 0..WAKE_READS {
+            let step = match self.phase {
+                Phase::Handshake { .. } => self.handshake(&inner),
+                Phase::Frames(_) => {
+                    let room = WAKE_BYTES.saturating_sub(got).max(1);
+                    self.frames(&inner, room, &mut got)
                 }
-            }
-            // Its turn is over with bytes perhaps still waiting: run again after
-            // the other sockets had theirs (no new edge would come for them).
-            if let Some(a) = self.conn.arming.get() {
-                return match a.resume() {
-                    Ok(()) => Control::Keep,
-                    Err(e) => {
-                        tracing::warn!(peer = %self.conn.peer, conn = self.conn.id, "closed: cannot resume reading: {e}");
-                        Control::Remove
-                    }
-                };
+            };
+            match step {
+                Step::Continue if got < WAKE_BYTES => {}
+                Step::Continue => break,
+                Step::Wait | Step::Paused => return Control::Keep,
+                Step::Close => return Control::Remove,
             }
         }
-        Control::Keep
+        // Its turn is over with bytes perhaps still waiting: run again after the
+        // other sockets had theirs (no new edge would come for those bytes).
+        // Without an arming yet, the registering thread resumes it.
+        match self.conn.arming.get().map(|a| a.resume()) {
+            Some(Err(e)) => {
+                tracing::warn!(peer = %self.conn.peer, conn = self.conn.id, "closed: cannot resume reading: {e}");
+                Control::Remove
+            }
+            _ => Control::Keep,
+        }
     }
 
     fn removed(&mut self) {

@@ -141,10 +141,12 @@ impl TxQueue {
     fn refuse(&self, total: usize, limit: usize) -> Option<PushError> {
         // An empty queue takes any one entry, so an answer larger than the bound
         // still goes out; otherwise the queue stays within it.
-        (self.bytes > 0 && self.bytes.saturating_add(total) > limit).then_some(PushError::Overflow {
-            queued: self.bytes,
-            limit,
-        })
+        (self.bytes > 0 && self.bytes.saturating_add(total) > limit).then_some(
+            PushError::Overflow {
+                queued: self.bytes,
+                limit,
+            },
+        )
     }
 }
 
@@ -275,8 +277,7 @@ impl Output {
             OnFull::Close => self.max_output,
             OnFull::Refuse(l) => l.min(self.max_output),
         };
-        if corking && tx.corked && !tx.held && !tx.armed && tx.bytes.saturating_add(total) > limit
-        {
+        if corking && tx.corked && !tx.held && !tx.armed && tx.bytes.saturating_add(total) > limit {
             // What the cork held back would take this over the bound: write it
             // now, as an uncorked push would have.
             tx.held = true;
@@ -308,7 +309,8 @@ impl Output {
         if tx.bytes == 0 {
             tx.progress = Some(Instant::now());
         }
-        tx.entries.extend(entries.into_iter().filter(|e| e.remaining() > 0));
+        tx.entries
+            .extend(entries.into_iter().filter(|e| e.remaining() > 0));
         tx.bytes += total;
         if corking {
             if tx.bytes >= CORK_BYTES && !tx.held && !tx.armed {
@@ -438,9 +440,7 @@ impl Output {
                 (r, attempted)
             };
             let written = match r {
-                Ok(0) if attempted > 0 => {
-                    Err(std::io::Error::from(std::io::ErrorKind::WriteZero))
-                }
+                Ok(0) if attempted > 0 => Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
                 Ok(n) => Ok(n),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
                 Err(e) => Err(e),
@@ -549,7 +549,10 @@ impl Drain for Output {
             let idle = tx
                 .progress
                 .map_or(Duration::ZERO, |p| now.saturating_duration_since(p));
-            (tx.armed, tx.armed && tx.bytes > 0 && idle >= self.write_timeout)
+            (
+                tx.armed,
+                tx.armed && tx.bytes > 0 && idle >= self.write_timeout,
+            )
         };
         if stalled {
             tracing::warn!(
