@@ -135,6 +135,8 @@ struct TxQueue {
     closing: bool,
     /// When bytes last went out, or the queue last became non-empty.
     progress: Option<Instant>,
+    /// The writer's batch, kept between writes for its allocation.
+    spare: Vec<Entry>,
 }
 
 impl TxQueue {
@@ -337,8 +339,12 @@ impl Output {
             return Ok(Pushed::Queued { queued: tx.bytes });
         }
         tx.held = true;
+        // The usual case: nothing queued, so the entries go straight to the
+        // socket, and only what it does not take is queued.
+        let mut direct = std::mem::take(&mut tx.spare);
+        direct.extend(tx.entries.drain(..));
         drop(tx);
-        self.write_queue();
+        self.write_from(direct);
         Ok(self.pushed())
     }
 
@@ -398,10 +404,15 @@ impl Output {
     /// Writes queued entries until the queue is empty or the socket is full
     /// (then the flusher takes over). The caller set `held`; it is cleared here.
     fn write_queue(&self) {
+        self.write_from(Vec::new());
+    }
+
+    /// [`Output::write_queue`], starting with `batch`: entries taken from the
+    /// front of the queue (their bytes still counted in it).
+    fn write_from(&self, mut batch: Vec<Entry>) {
         let mut out = NoSigPipe(&self.stream);
-        let mut batch: Vec<Entry> = Vec::new();
         loop {
-            {
+            if batch.is_empty() {
                 let mut tx = lock(&self.tx);
                 if !self.is_open() {
                     tx.held = false;
@@ -410,6 +421,7 @@ impl Output {
                 if tx.entries.is_empty() {
                     tx.held = false;
                     tx.armed = false;
+                    tx.spare = std::mem::take(&mut batch);
                     let closing = tx.closing;
                     drop(tx);
                     if closing {
@@ -418,10 +430,23 @@ impl Output {
                     return;
                 }
                 // Taken out, so others can append while the write runs.
+                if batch.capacity() == 0 {
+                    batch = std::mem::take(&mut tx.spare);
+                }
                 let n = tx.entries.len().min(FLUSH_ENTRIES);
                 batch.extend(tx.entries.drain(..n));
             }
-            let (r, attempted) = {
+            let (r, attempted) = if let [Entry::Bytes { data, sent }] = batch.as_slice() {
+                // One frame (a fan-out delivery, most often): a plain send.
+                let rest = &data[*sent..];
+                let r = loop {
+                    match out.write(rest) {
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        other => break other,
+                    }
+                };
+                (r, rest.len())
+            } else {
                 let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(batch.len() + 2);
                 for e in &batch {
                     e.slices(&mut iov);
@@ -464,8 +489,8 @@ impl Output {
                 }
                 done += 1;
             }
-            // Written entries are freed outside the lock.
-            let finished: Vec<Entry> = batch.drain(..done).collect();
+            // Written entries are freed here, outside the lock.
+            batch.drain(..done);
             let full = n < attempted;
             {
                 let mut tx = lock(&self.tx);
@@ -483,17 +508,16 @@ impl Output {
                     batch.clear();
                 }
                 if full && !tx.entries.is_empty() {
+                    tx.spare = std::mem::take(&mut batch);
                     tx.hwm = tx.hwm.max(tx.bytes);
                     tx.held = false;
                     tx.armed = true;
                     let first = !std::mem::replace(&mut tx.registered, true);
                     drop(tx);
-                    drop(finished);
                     self.arm(first);
                     return;
                 }
             }
-            drop(finished);
         }
     }
 
