@@ -478,6 +478,64 @@ mod tests {
         }
     }
 
+    /// Reads one byte per call and asks to be resumed; never waits for an edge.
+    struct Sipper {
+        stream: std::net::TcpStream,
+        arming: Arc<OnceLock<Arming>>,
+        got: crossbeam_channel::Sender<u8>,
+    }
+    impl Handler for Sipper {
+        fn ready(&mut self, _r: Readiness) -> Control {
+            let mut b = [0u8; 1];
+            match self.stream.read(&mut b) {
+                Ok(0) => return Control::Remove,
+                Ok(_) => {
+                    let _ = self.got.send(b[0]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Control::Keep,
+                Err(_) => return Control::Remove,
+            }
+            if let Some(a) = self.arming.get() {
+                let _ = a.resume();
+            }
+            Control::Keep
+        }
+    }
+
+    #[test]
+    fn resume_runs_a_handler_again_without_an_edge() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        s.set_nonblocking(true).unwrap();
+        let r = Reactor::new().unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let arming = Arc::new(OnceLock::new());
+        let fd = s.as_raw_fd();
+        // All bytes are there before the first edge: only resumes can read the
+        // rest, one byte per call.
+        c.write_all(b"abcdefgh").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let token = r
+            .register(
+                fd,
+                Box::new(Sipper {
+                    stream: s,
+                    arming: arming.clone(),
+                    got: tx,
+                }),
+            )
+            .unwrap();
+        let a = arming.get_or_init(|| r.arming(fd, token));
+        a.resume().unwrap();
+        let mut got = Vec::new();
+        while got.len() < 8 {
+            got.push(rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap());
+        }
+        assert_eq!(got, b"abcdefgh");
+        r.stop();
+    }
+
     #[test]
     fn handlers_see_data_and_eof() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -270,3 +270,146 @@ impl Budget {
         stalled
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::reactor::{Control, Handler, Reactor, Readiness};
+    use std::os::fd::AsRawFd;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Counts the times the reactor runs it.
+    struct Count(Arc<AtomicUsize>, #[allow(dead_code)] std::net::TcpStream);
+    impl Handler for Count {
+        fn ready(&mut self, _r: Readiness) -> Control {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Control::Keep
+        }
+    }
+
+    /// A registered socket whose resumes can be counted.
+    struct Probe {
+        runs: Arc<AtomicUsize>,
+        arming: Arming,
+        _peer: std::net::TcpStream,
+    }
+
+    fn probe(r: &Reactor) -> Probe {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        s.set_nonblocking(true).unwrap();
+        let fd = s.as_raw_fd();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let token = r.register(fd, Box::new(Count(runs.clone(), s))).unwrap();
+        Probe {
+            runs,
+            arming: r.arming(fd, token),
+            _peer: peer,
+        }
+    }
+
+    fn runs_reach(p: &Probe, n: usize) -> bool {
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if p.runs.load(Ordering::SeqCst) >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        false
+    }
+
+    const CAP: usize = 1 << 20;
+
+    #[test]
+    fn under_the_budget_reads_are_sized_by_the_room_left() {
+        let r = Reactor::new().unwrap();
+        let a = probe(&r);
+        let b = Budget::new(1 << 20);
+        assert_eq!(b.gate(1, 0, CAP, &a.arming), Gate::Read(1 << 20));
+        b.add(1000 << 10);
+        // 24 KiB of room, more than the smallest read.
+        assert_eq!(b.gate(1, 0, CAP, &a.arming), Gate::Read(24 << 10));
+        b.add(20 << 10);
+        // 4 KiB of room: the smallest read is 16 KiB.
+        assert_eq!(b.gate(1, 0, CAP, &a.arming), Gate::Read(16 << 10));
+        assert_eq!(b.gate(1, 0, 100, &a.arming), Gate::Read(100));
+        r.stop();
+    }
+
+    #[test]
+    fn over_the_budget_small_holders_read_and_large_ones_wait_for_room() {
+        let r = Reactor::new().unwrap();
+        let (a, c) = (probe(&r), probe(&r));
+        let b = Budget::new(1 << 20);
+        b.add(2 << 20);
+        // Frames wait for workers, so no overdraft is needed.
+        b.to_pending(1 << 20);
+        assert_eq!(
+            b.gate(1, 1000, CAP, &a.arming),
+            Gate::Read(FLOOR as usize - 1000)
+        );
+        assert_eq!(b.gate(1, FLOOR, CAP, &a.arming), Gate::Pause);
+        assert_eq!(b.gate(2, 1 << 20, CAP, &c.arming), Gate::Pause);
+        assert_eq!(b.paused(), 2);
+        // Asking again while paused does not queue twice.
+        assert_eq!(b.gate(1, FLOOR, CAP, &a.arming), Gate::Pause);
+        assert_eq!(b.paused(), 2);
+        // Workers answer half of what waits: still over, nobody resumes.
+        b.release_pending(512 << 10);
+        assert_eq!(b.paused(), 2);
+        assert!(!b.holds_overdraft(1));
+        // Now only partial frames hold it: the oldest paused gets the overdraft.
+        b.release_pending(512 << 10);
+        assert_eq!(b.paused(), 1);
+        assert!(b.holds_overdraft(1));
+        assert!(runs_reach(&a, 1));
+        // The total falls under the budget: the other resumes too.
+        b.release(1 << 20);
+        assert_eq!(b.paused(), 0);
+        assert!(runs_reach(&c, 1));
+        assert_eq!(b.used(), 0);
+        r.stop();
+    }
+
+    #[test]
+    fn the_overdraft_goes_to_one_connection_at_a_time_and_is_handed_on() {
+        let r = Reactor::new().unwrap();
+        let (a, c) = (probe(&r), probe(&r));
+        let b = Budget::new(1 << 20);
+        // Only partial frames hold the budget.
+        b.add(2 << 20);
+        // The first to pause gets the overdraft at once and reads on.
+        assert_eq!(b.gate(1, 1 << 20, CAP, &a.arming), Gate::Read(CAP));
+        assert!(b.holds_overdraft(1));
+        assert_eq!(b.gate(1, 1 << 20, CAP, &a.arming), Gate::Read(CAP));
+        assert_eq!(b.gate(2, 1 << 20, CAP, &c.arming), Gate::Pause);
+        assert!(!b.holds_overdraft(2));
+        // Connection 1 finishes its frame: the overdraft passes to 2, resumed.
+        b.leave(1);
+        assert!(b.holds_overdraft(2));
+        assert!(runs_reach(&c, 1));
+        assert_eq!(b.gate(2, 1 << 20, CAP, &c.arming), Gate::Read(CAP));
+        r.stop();
+    }
+
+    #[test]
+    fn a_stalled_holder_of_the_overdraft_is_named_by_the_sweep() {
+        let r = Reactor::new().unwrap();
+        let a = probe(&r);
+        let b = Budget::new(1 << 20);
+        b.add(2 << 20);
+        assert_eq!(b.gate(7, 1 << 20, CAP, &a.arming), Gate::Read(CAP));
+        let now = Instant::now();
+        assert_eq!(b.sweep(now), None);
+        b.progress(7);
+        assert_eq!(
+            b.sweep(Instant::now() + OVERDRAFT_STALL + Duration::from_secs(1)),
+            Some(7)
+        );
+        assert!(!b.holds_overdraft(7));
+        r.stop();
+    }
+}

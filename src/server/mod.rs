@@ -681,3 +681,17 @@ fn timer(weak: Weak<Inner>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_total_is_read_from_meminfo() {
+        let text = "MemTotal:       24683952 kB\nMemFree:        16555000 kB\n";
+        assert_eq!(mem_total(text), Some(24_683_952 * 1024));
+        assert_eq!(mem_total("MemFree: 1 kB\n"), None);
+        assert_eq!(mem_total("MemTotal: lots\n"), None);
+        assert!(default_max_inflight() >= 64 << 20);
+    }
+}
