@@ -22,6 +22,23 @@
 //! [`ServerConfig::handshake_timeout`] is closed. A malformed frame closes that
 //! connection with a log line; everyone else carries on.
 //!
+//! No client can stall or exhaust it (Redis's client-output-buffer-limit and
+//! maxmemory are the model):
+//! - replies and pushes join the connection's output queue and are written by
+//!   whoever can, the rest by a flusher thread when the socket drains: a worker
+//!   never waits for a client. A reply of a shared object is queued as the
+//!   object, its columns sent from their own memory. A queue that would grow
+//!   past [`ServerConfig::max_output`] closes its connection, with a log line;
+//! - bytes received and not yet answered, across all connections, are bounded
+//!   by [`ServerConfig::max_inflight`]: over it, connections holding more than
+//!   a little of it are not read (the kernel holds their bytes, and TCP flow
+//!   control their senders) until answers free room;
+//! - a connection's unanswered frames are bounded
+//!   ([`ServerConfig::max_pending`], [`ServerConfig::max_pending_bytes`]);
+//! - one readiness event reads a socket a bounded number of times, and a worker
+//!   answers a bounded number of one connection's frames before the next's, so
+//!   one busy client cannot starve the others.
+//!
 //! ```
 //! use raywire::server::{Request, Server, ServerConfig, Service};
 //! use raywire::RayObj;
