@@ -241,7 +241,11 @@ fn main() {
         let pid = children().into_iter().find(|p| !before.contains(p));
         stall("core", core.port());
         if let Some(pid) = pid {
-            println!("{:>28}: RSS {:.0} MiB", "core after", rss_of(pid) as f64 / (1 << 20) as f64);
+            println!(
+                "{:>28}: RSS {:.0} MiB",
+                "core after",
+                rss_of(pid) as f64 / (1 << 20) as f64
+            );
         }
     }
     println!(
@@ -258,7 +262,9 @@ fn main() {
         if let Some(b) = budget {
             c.max_inflight = b;
         }
-        let (server, _f) = ray.serve(c, FanoutConfig::default()).expect("raywire serves");
+        let (server, _f) = ray
+            .serve(c, FanoutConfig::default())
+            .expect("raywire serves");
         memory(name, server.port(), me);
         server.stop();
     }

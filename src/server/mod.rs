@@ -168,7 +168,17 @@ impl ServerConfig {
 pub const DEFAULT_MAX_OUTPUT: usize = 256 << 20;
 
 /// The default [`ServerConfig::max_inflight`]: a quarter of `MemTotal` in
-/// `/proc/meminfo`, or 1 GiB where that cannot be read.
+/// `/proc/meminfo` (at least 64 MiB), or 1 GiB where that cannot be read.
+///
+/// ```
+/// use raywire::server::{ServerConfig, default_max_inflight};
+///
+/// let mut config = ServerConfig::local(0);
+/// assert_eq!(config.max_inflight, default_max_inflight());
+/// // A tighter budget for a small machine:
+/// config.max_inflight = 128 << 20;
+/// # assert!(default_max_inflight() >= 64 << 20);
+/// ```
 pub fn default_max_inflight() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
