@@ -102,6 +102,13 @@ fn serve(cfg: impl FnOnce(&mut ServerConfig)) -> (Server, Rayforce) {
     (server, ray)
 }
 
+/// One test at a time: the memory test reads this process's RSS, which the
+/// others' 80 MB columns and replies would blur.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Waits (bounded) until `cond` holds.
 fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + timeout;
@@ -158,6 +165,7 @@ fn hogs(port: u16) -> Vec<TcpStream> {
 
 #[test]
 fn clients_that_never_read_do_not_stall_a_fresh_one() {
+    let _serial = serial();
     let (server, _ray) = serve(|_| {});
     let port = server.port();
     let mut hogs = hogs(port);
@@ -199,6 +207,7 @@ fn clients_that_never_read_do_not_stall_a_fresh_one() {
 
 #[test]
 fn a_slow_reader_over_max_output_is_closed_with_a_log_line() {
+    let _serial = serial();
     logs();
     let (server, _ray) = serve(|c| c.max_output = 1 << 20);
     let port = server.port();
@@ -247,6 +256,7 @@ impl Service for Pushes {
 
 #[test]
 fn pushes_past_max_output_close_the_connection_with_an_error() {
+    let _serial = serial();
     let service = Arc::new(Pushes(Mutex::new(None)));
     let mut c = ServerConfig::local(0);
     c.max_output = 20 << 20;
@@ -278,12 +288,16 @@ fn vm_rss() -> u64 {
 
 #[test]
 fn partial_frames_stay_within_the_receive_budget() {
+    let _serial = serial();
     // 64 clients declare a 1 GiB frame and send 8 MiB of it: 512 MiB unbudgeted.
     const CLIENTS: usize = 64;
     const SENT: usize = 8 << 20;
     const BUDGET: u64 = 64 << 20;
     logs();
-    let (server, _ray) = serve(|c| c.max_inflight = BUDGET);
+    let ray = Rayforce::new();
+    let mut c = ServerConfig::local(0);
+    c.max_inflight = BUDGET;
+    let (server, _fanout) = ray.serve(c, FanoutConfig::default()).unwrap();
     let port = server.port();
     let chunk = Arc::new(vec![0u8; 1 << 20]);
     probe(port);
@@ -359,6 +373,7 @@ fn vector_frame(rows: usize) -> (Vec<u8>, Vec<u8>) {
 
 #[test]
 fn frames_larger_than_the_budget_are_received_one_at_a_time() {
+    let _serial = serial();
     let mut c = ServerConfig::local(0);
     c.max_inflight = 1 << 20;
     let server = Server::start(c, Arc::new(Echo)).unwrap();
@@ -392,6 +407,7 @@ fn frames_larger_than_the_budget_are_received_one_at_a_time() {
 
 #[test]
 fn a_pipelining_client_does_not_starve_another() {
+    let _serial = serial();
     // One worker, so the burst and the probes share it.
     let (server, _ray) = serve(|c| c.threads = 1);
     let port = server.port();
