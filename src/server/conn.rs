@@ -248,12 +248,7 @@ impl Conn {
         frames: &[Arc<[u8]>],
         limit: usize,
     ) -> Result<Pushed, PushError> {
-        let total = frames.iter().fold(0usize, |a, f| a.saturating_add(f.len()));
-        self.out.enqueue(
-            frames.iter().map(|f| Entry::bytes(f.clone())),
-            total,
-            OnFull::Refuse(limit),
-        )
+        self.out.push_frames(frames, limit)
     }
 }
 

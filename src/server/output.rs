@@ -133,7 +133,7 @@ struct TxQueue {
     corked: bool,
     /// Close once everything queued is written.
     closing: bool,
-    /// When bytes last went out, or the queue last became non-empty.
+    /// While armed: when bytes last went out (or the wait began).
     progress: Option<Instant>,
     /// The writer's batch, kept between writes for its allocation.
     spare: Vec<Entry>,
@@ -308,9 +308,6 @@ impl Output {
         if total == 0 {
             return Ok(Pushed::Written);
         }
-        if tx.bytes == 0 {
-            tx.progress = Some(Instant::now());
-        }
         tx.entries
             .extend(entries.into_iter().filter(|e| e.remaining() > 0));
         tx.bytes += total;
@@ -345,6 +342,107 @@ impl Output {
         direct.extend(tx.entries.drain(..));
         drop(tx);
         self.write_from(direct);
+        Ok(self.pushed())
+    }
+
+    /// Whole, already encoded `frames` (shared by many connections, as the
+    /// fan-out's are), refused over `limit`. With nothing queued they are
+    /// written from the caller's slice, and only what the socket does not take
+    /// is queued: no count of a shared frame is taken for a write that goes
+    /// through, so threads delivering one frame to many sockets do not contend
+    /// on it.
+    pub(super) fn push_frames(
+        &self,
+        frames: &[Arc<[u8]>],
+        limit: usize,
+    ) -> Result<Pushed, PushError> {
+        let total = frames.iter().fold(0usize, |a, f| a.saturating_add(f.len()));
+        let entries = frames.iter().map(|f| Entry::bytes(f.clone()));
+        if total == 0 || Cork::active() {
+            return self.enqueue(entries, total, OnFull::Refuse(limit));
+        }
+        {
+            let mut tx = lock(&self.tx);
+            if !self.is_open() {
+                return Err(PushError::Closed);
+            }
+            if tx.held || tx.armed || !tx.entries.is_empty() {
+                drop(tx);
+                return self.enqueue(entries, total, OnFull::Refuse(limit));
+            }
+            tx.held = true;
+        }
+        let mut out = NoSigPipe(&self.stream);
+        let n = frames.len().min(FLUSH_ENTRIES);
+        let attempted = frames[..n].iter().map(|f| f.len()).sum::<usize>();
+        let r = loop {
+            let r = match frames {
+                [one] => out.write(one),
+                _ => {
+                    let mut iov = [IoSlice::new(&[]); FLUSH_ENTRIES];
+                    for (s, f) in iov.iter_mut().zip(frames) {
+                        *s = IoSlice::new(f);
+                    }
+                    out.write_vectored(&iov[..n])
+                }
+            };
+            match r {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break Ok(0),
+                Ok(0) => break Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+                other => break other,
+            }
+        };
+        let written = match r {
+            Ok(n) => n,
+            Err(e) => {
+                lock(&self.tx).held = false;
+                tracing::warn!(peer = %self.peer, conn = self.id, "closed: write failed: {e}");
+                self.shutdown();
+                return Err(PushError::Closed);
+            }
+        };
+        let mut tx = lock(&self.tx);
+        if !self.is_open() {
+            tx.held = false;
+            return Err(PushError::Closed);
+        }
+        // What was not written goes in front of whatever others queued meanwhile.
+        let mut skip = written;
+        let mut rest: Vec<Entry> = Vec::new();
+        for f in frames.iter().filter(|f| !f.is_empty()) {
+            if skip >= f.len() {
+                skip -= f.len();
+                continue;
+            }
+            rest.push(Entry::Bytes {
+                data: f.clone(),
+                sent: skip,
+            });
+            skip = 0;
+        }
+        tx.bytes += total - written;
+        for e in rest.into_iter().rev() {
+            tx.entries.push_front(e);
+        }
+        if tx.entries.is_empty() {
+            tx.held = false;
+            return Ok(Pushed::Written);
+        }
+        tx.hwm = tx.hwm.max(tx.bytes);
+        if written < attempted {
+            // The socket is full: the flusher takes over.
+            tx.held = false;
+            tx.armed = true;
+            tx.progress = Some(Instant::now());
+            let first = !std::mem::replace(&mut tx.registered, true);
+            let queued = tx.bytes;
+            drop(tx);
+            self.arm(first);
+            return Ok(Pushed::Queued { queued });
+        }
+        drop(tx);
+        self.write_queue();
         Ok(self.pushed())
     }
 
@@ -411,6 +509,7 @@ impl Output {
     /// front of the queue (their bytes still counted in it).
     fn write_from(&self, mut batch: Vec<Entry>) {
         let mut out = NoSigPipe(&self.stream);
+        let mut wrote = false;
         loop {
             if batch.is_empty() {
                 let mut tx = lock(&self.tx);
@@ -421,6 +520,7 @@ impl Output {
                 if tx.entries.is_empty() {
                     tx.held = false;
                     tx.armed = false;
+                    tx.progress = None;
                     tx.spare = std::mem::take(&mut batch);
                     let closing = tx.closing;
                     drop(tx);
@@ -492,12 +592,10 @@ impl Output {
             // Written entries are freed here, outside the lock.
             batch.drain(..done);
             let full = n < attempted;
+            wrote |= n > 0;
             {
                 let mut tx = lock(&self.tx);
                 tx.bytes = tx.bytes.saturating_sub(n);
-                if n > 0 {
-                    tx.progress = Some(Instant::now());
-                }
                 if self.is_open() {
                     // What was not written goes back in front of what others
                     // queued meanwhile.
@@ -508,6 +606,12 @@ impl Output {
                     batch.clear();
                 }
                 if full && !tx.entries.is_empty() {
+                    // The stall clock runs from the last write that moved bytes
+                    // (read only here, when the socket is full: never on the
+                    // path of a write that goes through).
+                    if wrote || tx.progress.is_none() {
+                        tx.progress = Some(Instant::now());
+                    }
                     tx.spare = std::mem::take(&mut batch);
                     tx.hwm = tx.hwm.max(tx.bytes);
                     tx.held = false;
