@@ -100,6 +100,38 @@ struct ServerArgs {
     /// Pin the thread that reads every connection to this core (0-based).
     #[arg(long, value_name = "CORE", requires = "port")]
     pin_core: Option<usize>,
+    /// Most bytes of replies and pushes queued for one client (plain bytes, or
+    /// with a K, M or G suffix: 64M). A client that reads so slowly that its
+    /// queue would grow past it is disconnected, with a log line. One reply
+    /// larger than this still goes out when nothing else is queued.
+    #[arg(long, value_name = "BYTES", default_value = "256M", value_parser = parse_bytes, requires = "port")]
+    max_output: u64,
+    /// Most bytes received and not yet answered, across all clients (plain
+    /// bytes, or with a K, M or G suffix). Over it the server stops reading
+    /// from the clients that hold the most until answers free room; a single
+    /// frame larger than this is still received. Default: a quarter of RAM.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, requires = "port")]
+    max_inflight: Option<u64>,
+}
+
+/// A byte count: digits, optionally followed by K, M or G (powers of 1024;
+/// `KB`, `KiB` and lower case are accepted too).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a byte count (e.g. 65536, 64K, 256M, 2G)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("{s:?}: unknown unit (use K, M or G)")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 impl ServerArgs {
@@ -129,6 +161,11 @@ impl ServerArgs {
             c.threads = t.max(1);
         }
         c.handshake_timeout = Duration::from_millis(self.handshake_timeout);
+        c.max_output = usize::try_from(self.max_output)
+            .map_err(|_| format!("--max-output {} is too large", self.max_output))?;
+        if let Some(b) = self.max_inflight {
+            c.max_inflight = b;
+        }
         c.reactor = ReactorConfig {
             busy_poll: Duration::from_micros(self.busy_poll),
             core: self.pin_core,
@@ -355,6 +392,39 @@ mod tests {
     #[test]
     fn cli_definition_is_valid() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn byte_counts_parse() {
+        assert_eq!(parse_bytes("65536"), Ok(65536));
+        assert_eq!(parse_bytes("64K"), Ok(65536));
+        assert_eq!(parse_bytes("256M"), Ok(268_435_456));
+        assert_eq!(parse_bytes("2g"), Ok(2_147_483_648));
+        assert_eq!(parse_bytes("3MiB"), Ok(3_145_728));
+        assert!(parse_bytes("").is_err());
+        assert!(parse_bytes("12X").is_err());
+        assert!(parse_bytes("M").is_err());
+        assert!(parse_bytes("99999999999999G").is_err());
+    }
+
+    #[test]
+    fn limits_reach_the_server_config() {
+        let cli = Cli::parse_from([
+            "raywire",
+            "-p",
+            "0",
+            "--max-output",
+            "8M",
+            "--max-inflight",
+            "1G",
+        ]);
+        let c = cli.server.config(0).unwrap();
+        assert_eq!(c.max_output, 8 << 20);
+        assert_eq!(c.max_inflight, 1 << 30);
+        let cli = Cli::parse_from(["raywire", "-p", "0"]);
+        let c = cli.server.config(0).unwrap();
+        assert_eq!(c.max_output, 256 << 20);
+        assert!(c.max_inflight > 0);
     }
 
     #[test]

@@ -224,6 +224,15 @@ impl Service for FanoutService {
         }
     }
 
+    fn handle_shared(&self, req: Request<'_>) -> Arc<RayObj> {
+        // The inner service's shared answer (a global, say) goes out as it is:
+        // through `handle` it would be copied for every reply.
+        match self.intercept(req.conn, &req.payload) {
+            Some(r) => Arc::new(r),
+            None => self.inner.handle_shared(req),
+        }
+    }
+
     fn inlines(&self) -> bool {
         true
     }

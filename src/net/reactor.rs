@@ -72,6 +72,8 @@ fn pin_to(core: usize) {
 struct Common {
     waker: Waker,
     registry: mio::Registry,
+    /// The loop's command queue, for [`Arming::resume`].
+    commands: crossbeam_channel::Sender<Command>,
     /// Some handler wants ticks: the loop wakes every [`TICK`].
     ticking: std::sync::atomic::AtomicBool,
 }
@@ -118,6 +120,8 @@ enum Command {
         reply: crossbeam_channel::Sender<std::io::Result<Token>>,
     },
     Deregister(Token),
+    /// Run the handler's [`Handler::ready`] again (see [`Arming::resume`]).
+    Resume(Token),
     Stop,
 }
 
@@ -143,12 +147,13 @@ impl Reactor {
     /// Starts a reactor thread of its own, tuned by `config`.
     pub fn with_config(config: ReactorConfig) -> std::io::Result<Reactor> {
         let poll = Poll::new()?;
+        let (tx, rx) = crossbeam_channel::unbounded();
         let common = Arc::new(Common {
             waker: Waker::new(poll.registry(), WAKER)?,
             registry: poll.registry().try_clone()?,
+            commands: tx.clone(),
             ticking: std::sync::atomic::AtomicBool::new(false),
         });
-        let (tx, rx) = crossbeam_channel::unbounded();
         let c2 = common.clone();
         let thread = std::thread::Builder::new()
             .name("raywire-reactor".into())
@@ -277,6 +282,21 @@ impl Arming {
             .register(&mut SourceFd(&self.fd), self.token, Interest::READABLE)
     }
 
+    /// Asks the reactor to call this socket's [`Handler::ready`] again soon, as
+    /// if it had become readable, after the events it is handling now: for a
+    /// handler that stopped reading before the socket was empty (a per-wakeup
+    /// budget, a paused connection being resumed), since an edge-triggered
+    /// registration reports nothing for bytes already waiting. Callable from any
+    /// thread, the handler's own included; a handler must accept a call that
+    /// finds nothing to read.
+    pub fn resume(&self) -> std::io::Result<()> {
+        self.common
+            .commands
+            .send(Command::Resume(self.token))
+            .map_err(|_| std::io::Error::other("reactor stopped"))?;
+        self.common.waker.wake()
+    }
+
     /// Asks for [`Handler::tick`] calls (on every handler) until they say they
     /// want no more. Wakes the reactor only if it was not ticking already.
     pub fn request_tick(&self) -> std::io::Result<()> {
@@ -311,6 +331,7 @@ fn run(
     let mut entries: HashMap<Token, Entry> = HashMap::new();
     let mut next = 0usize;
     let mut last_tick = std::time::Instant::now();
+    let mut resumes: Vec<Token> = Vec::new();
     loop {
         let ticking = common.ticking.load(Ordering::Acquire);
         if ticking && last_tick.elapsed() >= TICK {
@@ -394,6 +415,11 @@ fn run(
                     let _ = reply.send(r);
                 }
                 Command::Deregister(token) => remove(&poll, &mut entries, token),
+                Command::Resume(token) => {
+                    if !resumes.contains(&token) {
+                        resumes.push(token);
+                    }
+                }
                 Command::Stop => {
                     let tokens: Vec<Token> = entries.keys().copied().collect();
                     for t in tokens {
@@ -401,6 +427,26 @@ fn run(
                     }
                     return;
                 }
+            }
+        }
+        // Run after the command queue is emptied: a handler that asks to be
+        // resumed again from inside `ready` waits for the next turn of the loop,
+        // after the other sockets' events, instead of running on here.
+        for token in resumes.drain(..) {
+            let readiness = Readiness {
+                readable: true,
+                closed: false,
+            };
+            let control = match entries.get_mut(&token) {
+                Some(e) => catch_unwind(AssertUnwindSafe(|| e.handler.ready(readiness)))
+                    .unwrap_or_else(|_| {
+                        tracing::error!("a reactor handler panicked; its socket is dropped");
+                        Control::Remove
+                    }),
+                None => continue,
+            };
+            if control == Control::Remove {
+                remove(&poll, &mut entries, token);
             }
         }
     }
@@ -430,6 +476,64 @@ mod tests {
         fn removed(&mut self) {
             let _ = self.1.send(Vec::new());
         }
+    }
+
+    /// Reads one byte per call and asks to be resumed; never waits for an edge.
+    struct Sipper {
+        stream: std::net::TcpStream,
+        arming: Arc<OnceLock<Arming>>,
+        got: crossbeam_channel::Sender<u8>,
+    }
+    impl Handler for Sipper {
+        fn ready(&mut self, _r: Readiness) -> Control {
+            let mut b = [0u8; 1];
+            match self.stream.read(&mut b) {
+                Ok(0) => return Control::Remove,
+                Ok(_) => {
+                    let _ = self.got.send(b[0]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Control::Keep,
+                Err(_) => return Control::Remove,
+            }
+            if let Some(a) = self.arming.get() {
+                let _ = a.resume();
+            }
+            Control::Keep
+        }
+    }
+
+    #[test]
+    fn resume_runs_a_handler_again_without_an_edge() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        s.set_nonblocking(true).unwrap();
+        let r = Reactor::new().unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let arming = Arc::new(OnceLock::new());
+        let fd = s.as_raw_fd();
+        // All bytes are there before the first edge: only resumes can read the
+        // rest, one byte per call.
+        c.write_all(b"abcdefgh").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let token = r
+            .register(
+                fd,
+                Box::new(Sipper {
+                    stream: s,
+                    arming: arming.clone(),
+                    got: tx,
+                }),
+            )
+            .unwrap();
+        let a = arming.get_or_init(|| r.arming(fd, token));
+        a.resume().unwrap();
+        let mut got = Vec::new();
+        while got.len() < 8 {
+            got.push(rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap());
+        }
+        assert_eq!(got, b"abcdefgh");
+        r.stop();
     }
 
     #[test]

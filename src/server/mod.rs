@@ -22,6 +22,23 @@
 //! [`ServerConfig::handshake_timeout`] is closed. A malformed frame closes that
 //! connection with a log line; everyone else carries on.
 //!
+//! No client can stall or exhaust it (Redis's client-output-buffer-limit and
+//! maxmemory are the model):
+//! - replies and pushes join the connection's output queue and are written by
+//!   whoever can, the rest by a flusher thread when the socket drains: a worker
+//!   never waits for a client. A reply of a shared object is queued as the
+//!   object, its columns sent from their own memory. A queue that would grow
+//!   past [`ServerConfig::max_output`] closes its connection, with a log line;
+//! - bytes received and not yet answered, across all connections, are bounded
+//!   by [`ServerConfig::max_inflight`]: over it, connections holding more than
+//!   a little of it are not read (the kernel holds their bytes, and TCP flow
+//!   control their senders) until answers free room;
+//! - a connection's unanswered frames are bounded
+//!   ([`ServerConfig::max_pending`], [`ServerConfig::max_pending_bytes`]);
+//! - one readiness event reads a socket a bounded number of times, and a worker
+//!   answers a bounded number of one connection's frames before the next's, so
+//!   one busy client cannot starve the others.
+//!
 //! ```
 //! use raywire::server::{Request, Server, ServerConfig, Service};
 //! use raywire::RayObj;
@@ -40,8 +57,11 @@
 //! ```
 
 mod auth;
+mod budget;
 mod conn;
 mod flush;
+mod handler;
+mod output;
 
 pub use auth::{AuthError, Credentials};
 
@@ -84,9 +104,28 @@ pub struct ServerConfig {
     pub ring_capacity: usize,
     /// Accept raywire's lz4 compression from clients that offer it.
     pub offer_lz4: bool,
-    /// Longest a reply or push may wait for a client's socket to drain before the
-    /// connection is dropped.
+    /// Longest a connection's queued output may wait with nothing taken by the
+    /// client before the connection is dropped.
     pub write_timeout: Duration,
+    /// Most bytes of replies and pushes queued for one connection; a client that
+    /// reads so slowly that its queue would grow past it is disconnected, with a
+    /// log line (Redis's client-output-buffer-limit). One answer larger than the
+    /// bound still goes out when nothing else is queued. Default 256 MiB.
+    pub max_output: usize,
+    /// Most bytes received and not yet answered across all connections (partial
+    /// frames plus frames waiting for, or in the hands of, a worker). Over it the
+    /// server stops reading from connections that hold more than a little of it,
+    /// until the total falls; one frame larger than the budget is still
+    /// received, alone. Default a quarter of the machine's memory (1 GiB when it
+    /// cannot be read).
+    pub max_inflight: u64,
+    /// Most frames of one connection received and not yet answered; reading it
+    /// pauses at this many and resumes at half.
+    pub max_pending: usize,
+    /// Most bytes of one connection's frames received and not yet answered;
+    /// reading pauses at this many and resumes at half. A single larger frame is
+    /// still received.
+    pub max_pending_bytes: usize,
     /// How the thread that reads every connection waits for them: busy-polling
     /// for a while after each burst of messages, pinned to a core (see
     /// [`ReactorConfig`]). The default neither spins nor pins.
@@ -107,12 +146,54 @@ impl ServerConfig {
             ring_capacity: 256 << 10,
             offer_lz4: true,
             write_timeout: Duration::from_secs(30),
+            max_output: DEFAULT_MAX_OUTPUT,
+            max_inflight: default_max_inflight(),
+            max_pending: 1024,
+            max_pending_bytes: 64 << 20,
             reactor: ReactorConfig::default(),
         }
     }
 
     fn loopback_only(&self) -> bool {
         self.auth.is_none() && !self.bind_explicit
+    }
+}
+
+/// The default [`ServerConfig::max_output`]: 256 MiB, Redis's hard limit for the
+/// clients it sends bulk data to (replicas). Room for three replies of a
+/// 10-million-row `i64` column (80 MB each) to a client that pipelines and reads
+/// at its own pace, while a client that stops reading is cut off before it pins
+/// much memory. Replies of values the server holds anyway (globals) are queued
+/// without a copy, so the bound mostly counts memory that exists regardless.
+pub const DEFAULT_MAX_OUTPUT: usize = 256 << 20;
+
+/// The default [`ServerConfig::max_inflight`]: a quarter of `MemTotal` in
+/// `/proc/meminfo` (at least 64 MiB), or 1 GiB where that cannot be read.
+///
+/// ```
+/// use raywire::server::{ServerConfig, default_max_inflight};
+///
+/// let mut config = ServerConfig::local(0);
+/// assert_eq!(config.max_inflight, default_max_inflight());
+/// // A tighter budget for a small machine:
+/// config.max_inflight = 128 << 20;
+/// # assert!(default_max_inflight() >= 64 << 20);
+/// ```
+pub fn default_max_inflight() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| mem_total(&s))
+        .map_or(1 << 30, |total| (total / 4).max(64 << 20))
+}
+
+/// `MemTotal` of a `/proc/meminfo` text, in bytes.
+fn mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let mut words = line.split_whitespace().skip(1);
+    let n: u64 = words.next()?.parse().ok()?;
+    match words.next() {
+        Some("kB") | None => n.checked_mul(1024),
+        Some(_) => None,
     }
 }
 
@@ -133,13 +214,17 @@ pub enum ServerError {
     /// No such connection (it closed, or never existed).
     #[error("connection {0} is not open")]
     NoConnection(ConnId),
-    /// Writing to a connection failed; it has been closed.
-    #[error("writing to connection {conn} failed: {reason}")]
-    Write {
+    /// The connection's output queue would have grown past
+    /// [`ServerConfig::max_output`]: its client reads too slowly, and it has
+    /// been closed.
+    #[error("connection {conn} closed: {queued} bytes queued for it, limit {limit}")]
+    OutputFull {
         /// The connection.
         conn: ConnId,
-        /// Why.
-        reason: String,
+        /// Bytes it had queued.
+        queued: usize,
+        /// The bound.
+        limit: usize,
     },
     /// The server has stopped.
     #[error("the server has stopped")]
@@ -204,6 +289,7 @@ struct Inner {
     addr: SocketAddr,
     pusher: Pusher,
     flusher: Arc<flush::Flusher>,
+    budget: Arc<budget::Budget>,
 }
 
 /// Sends frames to a server's connections from anywhere (a [`Service`], another
@@ -220,13 +306,22 @@ impl std::fmt::Debug for Pusher {
 }
 
 impl Pusher {
-    /// Sends `obj` to connection `conn` as an async frame (a server push).
+    /// Sends `obj` to connection `conn` as an async frame (a server push),
+    /// behind what is queued for it. Never blocks: what the socket does not take
+    /// now is written when it drains. A connection whose queue would grow past
+    /// [`ServerConfig::max_output`] is closed ([`ServerError::OutputFull`]).
     pub fn push(&self, conn: ConnId, obj: &RayObj) -> Result<(), ServerError> {
         self.conn(conn)?.send(obj, MsgType::Async)
     }
 
-    /// Sends an already encoded frame (header included) to `conn`: encode once,
-    /// send to many.
+    /// As [`Pusher::push`], for an object the caller shares: queued without a
+    /// copy, its columns sent from their own memory.
+    pub fn push_shared(&self, conn: ConnId, obj: Arc<RayObj>) -> Result<(), ServerError> {
+        self.conn(conn)?.send_obj(obj, MsgType::Async)
+    }
+
+    /// Sends an already encoded frame (header included) to `conn`, copied, as
+    /// [`Pusher::push`] does.
     pub fn push_frame(&self, conn: ConnId, frame: &[u8]) -> Result<(), ServerError> {
         self.conn(conn)?.send_raw(frame)
     }
@@ -360,12 +455,12 @@ impl ConnHandle {
 
     /// Bytes queued for the connection now.
     pub fn queued_bytes(&self) -> usize {
-        lock(&self.conn.tx).bytes
+        self.conn.out.queued()
     }
 
     /// The most bytes the connection ever had queued.
     pub fn queued_high_water(&self) -> usize {
-        lock(&self.conn.tx).hwm
+        self.conn.out.high_water()
     }
 
     /// Closes the connection.
@@ -408,6 +503,7 @@ impl Server {
             ..Limits::default()
         };
         let threads_n = config.threads.max(1);
+        let budget = Arc::new(budget::Budget::new(config.max_inflight));
         let inner = Arc::new_cyclic(|weak| Inner {
             config,
             limits,
@@ -423,6 +519,7 @@ impl Server {
                 inner: weak.clone(),
             },
             flusher: Arc::new(flush::Flusher::new()),
+            budget,
         });
         let mut threads = Vec::new();
         for i in 0..threads_n {
@@ -445,7 +542,7 @@ impl Server {
         threads.push(
             std::thread::Builder::new()
                 .name("raywire-timer".into())
-                .spawn(move || handshake_reaper(weak))
+                .spawn(move || timer(weak))
                 .map_err(ServerError::Start)?,
         );
         tracing::info!(%addr, "raywire server listening");
@@ -473,6 +570,18 @@ impl Server {
     /// Number of connections open now (handshaking or ready).
     pub fn connection_count(&self) -> usize {
         self.inner.active.load(Ordering::Acquire)
+    }
+
+    /// Bytes received and not yet answered now, across all connections (what
+    /// [`ServerConfig::max_inflight`] bounds).
+    pub fn inflight_bytes(&self) -> u64 {
+        self.inner.budget.used()
+    }
+
+    /// Connections not being read now because the server is over
+    /// [`ServerConfig::max_inflight`].
+    pub fn paused_connections(&self) -> usize {
+        self.inner.budget.paused()
     }
 
     /// Blocks the calling thread until the server stops.
@@ -559,13 +668,15 @@ fn accept_loop(listener: TcpListener, weak: Weak<Inner>) {
             tracing::warn!(%peer, max = inner.config.max_connections, "refused: connection limit reached");
             continue;
         }
-        if let Err(e) = conn::open(&inner, stream, peer) {
+        if let Err(e) = handler::open(&inner, stream, peer) {
             tracing::warn!(%peer, "could not set up connection: {e}");
         }
     }
 }
 
-fn handshake_reaper(weak: Weak<Inner>) {
+/// Closes connections whose handshake is overdue, and keeps the receive budget
+/// moving ([`budget::Budget::sweep`]).
+fn timer(weak: Weak<Inner>) {
     loop {
         std::thread::sleep(Duration::from_millis(50));
         let Some(inner) = weak.upgrade() else { return };
@@ -581,5 +692,33 @@ fn handshake_reaper(weak: Weak<Inner>) {
             tracing::warn!(peer = %c.peer, "closed: handshake not finished within {:?}", inner.config.handshake_timeout);
             c.shutdown();
         }
+        if let Some(id) = inner.budget.sweep(std::time::Instant::now()) {
+            let c = lock(&inner.conns).get(&id).cloned();
+            if let Some(c) = c {
+                tracing::warn!(
+                    peer = %c.peer,
+                    conn = id,
+                    stall = ?budget::OVERDRAFT_STALL,
+                    inflight = inner.budget.used(),
+                    limit = inner.config.max_inflight,
+                    "closed: it held the server over its receive budget with a partial frame and sent nothing more"
+                );
+                c.shutdown();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_total_is_read_from_meminfo() {
+        let text = "MemTotal:       24683952 kB\nMemFree:        16555000 kB\n";
+        assert_eq!(mem_total(text), Some(24_683_952 * 1024));
+        assert_eq!(mem_total("MemFree: 1 kB\n"), None);
+        assert_eq!(mem_total("MemTotal: lots\n"), None);
+        assert!(default_max_inflight() >= 64 << 20);
     }
 }
