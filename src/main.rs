@@ -109,7 +109,7 @@ struct ServerArgs {
     /// Most bytes received and not yet answered, across all clients (plain
     /// bytes, or with a K, M or G suffix). Over it the server stops reading
     /// from the clients that hold the most until answers free room; a single
-    /// frame larger than this is still received. Default: a quarter of RAM.
+    /// frame larger than this is still received. Default: RAM/16, at most 128M.
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes, requires = "port")]
     max_inflight: Option<u64>,
 }

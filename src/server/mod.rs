@@ -116,8 +116,7 @@ pub struct ServerConfig {
     /// frames plus frames waiting for, or in the hands of, a worker). Over it the
     /// server stops reading from connections that hold more than a little of it,
     /// until the total falls; one frame larger than the budget is still
-    /// received, alone. Default a quarter of the machine's memory (1 GiB when it
-    /// cannot be read).
+    /// received, alone. Default: [`default_max_inflight`] (at most 128 MiB).
     pub max_inflight: u64,
     /// Most frames of one connection received and not yet answered; reading it
     /// pauses at this many and resumes at half.
@@ -167,8 +166,15 @@ impl ServerConfig {
 /// without a copy, so the bound mostly counts memory that exists regardless.
 pub const DEFAULT_MAX_OUTPUT: usize = 256 << 20;
 
-/// The default [`ServerConfig::max_inflight`]: a quarter of `MemTotal` in
-/// `/proc/meminfo` (at least 64 MiB), or 1 GiB where that cannot be read.
+/// The default [`ServerConfig::max_inflight`]: a sixteenth of `MemTotal` in
+/// `/proc/meminfo`, kept between 16 MiB and [`MAX_DEFAULT_INFLIGHT`] (128 MiB);
+/// 128 MiB where `/proc/meminfo` cannot be read.
+///
+/// Why so small: the budget bounds what clients can make the server hold
+/// before it has answered them, and 64 clients that each send 8 MiB of a huge
+/// frame should cost well under 256 MiB. A bulk upload is not refused by it: a
+/// frame larger than the budget is still received (one such frame at a time),
+/// so a small budget only makes concurrent large uploads take turns.
 ///
 /// ```
 /// use raywire::server::{ServerConfig, default_max_inflight};
@@ -177,14 +183,19 @@ pub const DEFAULT_MAX_OUTPUT: usize = 256 << 20;
 /// assert_eq!(config.max_inflight, default_max_inflight());
 /// // A tighter budget for a small machine:
 /// config.max_inflight = 128 << 20;
-/// # assert!(default_max_inflight() >= 64 << 20);
+/// # assert!((16 << 20..=128 << 20).contains(&default_max_inflight()));
 /// ```
 pub fn default_max_inflight() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| mem_total(&s))
-        .map_or(1 << 30, |total| (total / 4).max(64 << 20))
+        .map_or(MAX_DEFAULT_INFLIGHT, |total| {
+            (total / 16).clamp(16 << 20, MAX_DEFAULT_INFLIGHT)
+        })
 }
+
+/// The largest default [`ServerConfig::max_inflight`], whatever the machine's size.
+pub const MAX_DEFAULT_INFLIGHT: u64 = 128 << 20;
 
 /// `MemTotal` of a `/proc/meminfo` text, in bytes.
 fn mem_total(meminfo: &str) -> Option<u64> {
@@ -719,6 +730,6 @@ mod tests {
         assert_eq!(mem_total(text), Some(24_683_952 * 1024));
         assert_eq!(mem_total("MemFree: 1 kB\n"), None);
         assert_eq!(mem_total("MemTotal: lots\n"), None);
-        assert!(default_max_inflight() >= 64 << 20);
+        assert!((16 << 20..=MAX_DEFAULT_INFLIGHT).contains(&default_max_inflight()));
     }
 }
