@@ -319,6 +319,23 @@ fn remove(poll: &Poll, entries: &mut HashMap<Token, Entry>, token: Token) {
     }
 }
 
+/// Runs `token`'s handler for `readiness`, removing it when it asks to go or
+/// panics.
+fn dispatch(poll: &Poll, entries: &mut HashMap<Token, Entry>, token: Token, readiness: Readiness) {
+    let control = match entries.get_mut(&token) {
+        Some(e) => {
+            catch_unwind(AssertUnwindSafe(|| e.handler.ready(readiness))).unwrap_or_else(|_| {
+                tracing::error!("a reactor handler panicked; its socket is dropped");
+                Control::Remove
+            })
+        }
+        None => return,
+    };
+    if control == Control::Remove {
+        remove(poll, entries, token);
+    }
+}
+
 fn run(
     mut poll: Poll,
     commands: crossbeam_channel::Receiver<Command>,
@@ -388,17 +405,7 @@ fn run(
                 readable: ev.is_readable() || ev.is_read_closed(),
                 closed: ev.is_read_closed() || ev.is_error(),
             };
-            let control = match entries.get_mut(&token) {
-                Some(e) => catch_unwind(AssertUnwindSafe(|| e.handler.ready(readiness)))
-                    .unwrap_or_else(|_| {
-                        tracing::error!("a reactor handler panicked; its socket is dropped");
-                        Control::Remove
-                    }),
-                None => continue,
-            };
-            if control == Control::Remove {
-                remove(&poll, &mut entries, token);
-            }
+            dispatch(&poll, &mut entries, token, readiness);
         }
         while let Ok(c) = commands.try_recv() {
             match c {
@@ -437,17 +444,7 @@ fn run(
                 readable: true,
                 closed: false,
             };
-            let control = match entries.get_mut(&token) {
-                Some(e) => catch_unwind(AssertUnwindSafe(|| e.handler.ready(readiness)))
-                    .unwrap_or_else(|_| {
-                        tracing::error!("a reactor handler panicked; its socket is dropped");
-                        Control::Remove
-                    }),
-                None => continue,
-            };
-            if control == Control::Remove {
-                remove(&poll, &mut entries, token);
-            }
+            dispatch(&poll, &mut entries, token, readiness);
         }
     }
 }
