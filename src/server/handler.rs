@@ -35,6 +35,9 @@ pub(super) const WAKE_BYTES: usize = 1 << 20;
 pub(super) fn open(inner: &Arc<Inner>, stream: TcpStream, peer: SocketAddr) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_nonblocking(true)?;
+    // Where sends cannot say MSG_NOSIGNAL (Apple), the socket itself must not raise
+    // SIGPIPE when a client goes away mid-reply.
+    crate::net::sock::no_sigpipe(&stream)?;
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let out = Output::new(
         id,
