@@ -134,14 +134,13 @@ impl Conn {
         Ok(())
     }
 
-    /// Queues frames the reactor received, for a worker.
-    pub(super) fn push_frames(&self, frames: Vec<RxFrame>) -> usize {
-        let bytes: usize = frames.iter().map(|f| f.as_bytes().len()).sum();
+    /// Queues frames the reactor received, for a worker; `bytes` is their total
+    /// length.
+    pub(super) fn push_frames(&self, frames: Vec<RxFrame>, bytes: usize) {
         let mut p = lock(&self.pending);
         p.count += frames.len();
         p.bytes += bytes;
         p.frames.extend(frames);
-        bytes
     }
 
     /// A worker finished with a frame of `len` bytes.

@@ -263,21 +263,22 @@ impl ConnHandler {
         drop(cork);
         let partial = reader.buffered() as u64;
         let any = !frames.is_empty();
-        let queued = if any {
-            conn.push_frames(frames) as u64
-        } else {
-            0
-        };
+        let queued: usize = frames.iter().map(|f| f.as_bytes().len()).sum();
         // Partial bytes move to the frames queued; inline answers are gone.
-        let now = partial + queued;
+        // Counted before the frames are queued: a worker already draining this
+        // connection may answer them at once, and releases what it answers.
+        let now = partial + queued as u64;
         if now >= self.counted {
             conn.budget.add(now - self.counted);
         }
-        conn.budget.to_pending(queued);
+        conn.budget.to_pending(queued as u64);
         if now < self.counted {
             conn.budget.release(self.counted - now);
         }
         self.counted = partial;
+        if any {
+            conn.push_frames(frames, queued);
+        }
         if conn.budget.holds_overdraft(conn.id) {
             if partial == 0 {
                 conn.budget.leave(conn.id);

@@ -389,7 +389,11 @@ impl Output {
             match r {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break Ok(0),
-                Ok(0) => break Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+                // Only a write that offered bytes and took none is a dead socket:
+                // the first entries may all be empty frames.
+                Ok(0) if attempted > 0 => {
+                    break Err(std::io::Error::from(std::io::ErrorKind::WriteZero));
+                }
                 other => break other,
             }
         };
@@ -427,6 +431,12 @@ impl Output {
         }
         if tx.entries.is_empty() {
             tx.held = false;
+            // A close asked for while this thread held the queue waited for it.
+            let closing = tx.closing;
+            drop(tx);
+            if closing {
+                self.shutdown();
+            }
             return Ok(Pushed::Written);
         }
         tx.hwm = tx.hwm.max(tx.bytes);
