@@ -263,8 +263,9 @@ pub struct FrameReader {
     /// The last [`FrameReader::read_from`] got less than it had room for.
     short: bool,
     failed: Option<Box<Failure>>,
-    /// Scratch for [`FrameReader::cut`], kept to avoid an allocation per read.
-    headers: Vec<FrameHeader>,
+    /// Scratch for [`FrameReader::cut`] (each whole frame's header and length),
+    /// kept to avoid an allocation per read.
+    headers: Vec<(FrameHeader, usize)>,
     moves: Vec<Move>,
 }
 
@@ -570,19 +571,14 @@ impl FrameReader {
                     break;
                 }
                 Ok((h, total)) => {
-                    self.headers.push(h);
+                    self.headers.push((h, total));
                     lens_total += total;
                 }
             }
         }
         let count = self.headers.len();
         self.moves.clear();
-        // Headers were validated, so `total_len` cannot fail here.
-        let limits = self.limits;
-        let lens = self
-            .headers
-            .iter()
-            .map(|h| total_len(h, &limits).unwrap_or(HEADER_LEN));
+        let lens = self.headers.iter().map(|&(_, total)| total);
         if bad.is_some() {
             self.state.fail();
         }
@@ -594,11 +590,11 @@ impl FrameReader {
             // `RxFrame` yet, and no slice into the mapping is alive here.
             unsafe { self.mem.copy(m.src, m.dst, m.len) }
         }
-        for (header, span) in self.headers.iter().zip(self.state.newest(count)) {
+        for (&(header, _), span) in self.headers.iter().zip(self.state.newest(count)) {
             let released = Arc::new(AtomicBool::new(false));
             self.flags.push_back(released.clone());
             self.ready.push_back(RxFrame {
-                header: *header,
+                header,
                 bytes: Bytes::Ring {
                     mem: self.mem.clone(),
                     start: span.start,
