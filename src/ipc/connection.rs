@@ -49,6 +49,7 @@ pub use super::reply::Reply;
 pub use super::view_guard::ViewGuard;
 
 use super::error::IpcError;
+use super::lock;
 use super::queue::{ByteQueue, Gate, Mode};
 use super::reply::Slot;
 use super::requests::REQUEST_QUEUE;
@@ -65,12 +66,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 pub(crate) struct PendingQueue {
     pub(crate) queue: VecDeque<Arc<Slot>>,
@@ -357,7 +354,11 @@ impl Connection {
         // bytes already in the receive buffer.
         let weak: Weak<Shared> = Arc::downgrade(&shared);
         shared.gate.on_open(Box::new(move || {
-            if let Some(s) = weak.upgrade() {
+            // A failing connection closes its queues, which opens the gate:
+            // nothing is left to read then.
+            if let Some(s) = weak.upgrade()
+                && s.is_open()
+            {
                 s.pump();
                 // Callbacks run on the reactor thread, not on this one.
                 if s.deliveries.len() > 0

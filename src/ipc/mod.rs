@@ -58,3 +58,9 @@ pub use pool::{ConnectionPool, PooledConnection};
 pub use pubsub::{Subscription, Update};
 pub use queue::RecvError;
 pub use requests::{REQUEST_QUEUE, REQUEST_THREADS};
+
+/// Locks `m`, taking the data of a poisoned lock as it is: a panicking user
+/// callback must not take the connection's bookkeeping down with it.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -45,6 +45,7 @@
 
 use super::connection::{Connection, PushSink, ViewGuard};
 use super::error::IpcError;
+use super::lock;
 use super::options::Overflow;
 use super::queue::{ByteQueue, Gate, Mode, Pushes};
 use crate::net::writer::{Gather, Payload};
@@ -52,7 +53,7 @@ use crate::types::TypeCode;
 use crate::{Atom, RayObj, RayVector, RayView, Scalar, Symbol};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use super::queue::RecvError;
@@ -62,10 +63,6 @@ pub use super::queue::RecvError;
 pub const DEFAULT_CAPACITY: usize = super::options::DEFAULT_SUBSCRIPTION_CAPACITY;
 /// How long dropping a subscription may wait to send its `.mc.unsub`.
 const UNSUB_TIMEOUT: Duration = Duration::from_millis(200);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// One update of a subscribed topic. Its payload is a view into the bytes it
 /// arrived in (the connection's receive buffer), shared by the subscriptions of

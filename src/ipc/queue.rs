@@ -8,18 +8,15 @@
 //! message lost. A queue in drop mode refuses what does not fit and the caller
 //! counts the refusal.
 
+use super::lock;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long one wait for an item lasts at most: a waiter looks again after
 /// this, so a wake-up that raced past it costs at most this much.
 const WAIT_SLICE: Duration = Duration::from_millis(50);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Why a receive returned without an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -215,8 +212,12 @@ impl<T> ByteQueue<T> {
         s.closed = true;
         let release = std::mem::replace(&mut s.full, false);
         drop(s);
-        if release && let Mode::Backpressure(gate) = &self.mode {
-            gate.open_one();
+        // The reader may be stopped for this queue alone: if so, it reads on.
+        if release
+            && let Mode::Backpressure(gate) = &self.mode
+            && gate.open_one()
+        {
+            gate.resume();
         }
         self.ready.notify_all();
     }

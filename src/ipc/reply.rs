@@ -3,16 +3,13 @@
 
 use super::connection::Shared;
 use super::error::IpcError;
+use super::lock;
 use super::view_guard::{ViewGuard, decode_obj, remote_error};
 use crate::RayObj;
 use crate::net::ring::RxFrame;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Where a reply goes: filled by the reactor, waited on by the requester.
 pub(crate) struct Slot {

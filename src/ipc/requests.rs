@@ -125,7 +125,10 @@ impl Shared {
             r => r,
         };
         if let Err(e) = r {
-            tracing::warn!(peer = %self.peer, "cannot answer the server's request: {e}");
+            // The wire has no request ids: with this answer missing, every later
+            // answer would go to the request before it. The connection ends.
+            tracing::warn!(peer = %self.peer, "closed: cannot answer the server's request: {e}");
+            self.fail(IpcError::Closed);
         }
     }
 }

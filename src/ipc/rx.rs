@@ -183,7 +183,7 @@ impl Shared {
     fn dispatch(self: &Arc<Self>, frame: RxFrame) -> Result<(), IpcError> {
         match frame.header().msgtype {
             MsgType::Response => {
-                let slot = super::connection::lock(&self.pending).queue.pop_front();
+                let slot = super::lock(&self.pending).queue.pop_front();
                 match slot {
                     Some(slot) => slot.fill(Ok(frame)),
                     None => {
@@ -322,11 +322,15 @@ impl Shared {
                 return;
             }
             let _flag = Delivering(self);
-            let _mark = CallbackMark::enter(self);
             while let Some(d) = self.deliveries.try_pop() {
-                let ran = catch_unwind(AssertUnwindSafe(|| match d {
-                    Delivery::Obj(f, o) => f(o),
-                    Delivery::View(f, g) => f(g),
+                // Marked only while the callback runs: the pump a `try_pop` may
+                // start (its queue had room again) keeps to the bounds.
+                let ran = catch_unwind(AssertUnwindSafe(|| {
+                    let _mark = CallbackMark::enter(self);
+                    match d {
+                        Delivery::Obj(f, o) => f(o),
+                        Delivery::View(f, g) => f(g),
+                    }
                 }));
                 if ran.is_err() {
                     tracing::error!(peer = %self.peer, "a push callback panicked; that push is lost, the connection goes on");
@@ -366,10 +370,7 @@ impl Shared {
             rx.led_until = Some(Instant::now());
             drop(rx);
             // The reply after ours may have a waiter: it reads next.
-            let next = super::connection::lock(&self.pending)
-                .queue
-                .front()
-                .cloned();
+            let next = super::lock(&self.pending).queue.front().cloned();
             if let Some(n) = next {
                 n.nudge();
             }
@@ -379,14 +380,14 @@ impl Shared {
             if let Some(a) = self.arming.get() {
                 let _ = a.request_tick();
             }
+            // An edge the reactor saw before we took the socket out of its
+            // set, or a pump that found the socket ours while a full queue held
+            // us back: either way nobody else will read what it left.
+            if self.rx_missed.load(Ordering::SeqCst) {
+                self.pump();
+            }
             match led {
-                Led::Done => {
-                    // An edge the reactor saw before we took the socket out of
-                    // its set.
-                    if self.rx_missed.load(Ordering::SeqCst) {
-                        self.pump();
-                    }
-                }
+                Led::Done => {}
                 Led::HeldBack => {
                     // Out of the lock, so a callback thread (let through the
                     // bound) can read; our reply may come that way.

@@ -3,18 +3,15 @@
 
 use super::connection::Shared;
 use super::error::IpcError;
+use super::lock;
 use super::reply::Slot;
 use crate::codec::{EncodeError, MsgType};
 use crate::net::sock::{NoSigPipe, WriteWait};
 use crate::net::writer::{FrameWriter, Payload};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Longest single wait for the write turn: a waiter without a deadline looks at
 /// the connection's state this often.
