@@ -413,17 +413,22 @@ impl FrameReader {
     /// A frame-aligned buffer of `len` bytes: the spare of an earlier large
     /// frame when it is large enough, else a new one of exactly `len`.
     fn frame_buf(&self, len: usize) -> Result<AlignedBuf, Failure> {
-        let spare = self.spare.lock().ok().and_then(|mut s| s.take());
-        let fresh = || AlignedBuf::for_frame(len).map_err(|e| Failure::Alloc(len, e.kind()));
-        match spare.map(|b| b.reuse(len)) {
-            Some(Ok(b)) => Ok(b),
-            Some(Err(b)) => {
-                if let Ok(mut s) = self.spare.lock() {
-                    *s = Some(b);
+        // One lock: a spare too small goes back before a dropping frame can
+        // offer a larger one.
+        let reused = self
+            .spare
+            .lock()
+            .ok()
+            .and_then(|mut slot| match slot.take()?.reuse(len) {
+                Ok(b) => Some(b),
+                Err(b) => {
+                    *slot = Some(b);
+                    None
                 }
-                fresh()
-            }
-            None => fresh(),
+            });
+        match reused {
+            Some(b) => Ok(b),
+            None => AlignedBuf::for_frame(len).map_err(|e| Failure::Alloc(len, e.kind())),
         }
     }
 
