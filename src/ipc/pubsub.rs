@@ -272,6 +272,11 @@ fn router_for(conn: &Connection) -> Arc<Router> {
             ))
         })
         .clone();
+    if !shared.is_open() {
+        // Made after the connection failed, which closed no router: its
+        // queues end now, so their receivers do not wait forever.
+        router.close();
+    }
     let cb = router.clone();
     *shared.on_push.write().unwrap_or_else(|e| e.into_inner()) =
         Some(PushSink::Inline(Arc::new(move |msg| cb.deliver(msg))));
