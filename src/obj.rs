@@ -54,6 +54,13 @@ pub trait Element: Clone + std::fmt::Debug + 'static {
     fn unwrap_ref(v: &Vector) -> Option<&RayVector<Self>>;
     /// Takes the typed vector out of a [`Vector`] of the matching type.
     fn unwrap(v: Vector) -> Result<RayVector<Self>, Vector>;
+    /// `bytes` as elements in place, when this element has a fixed width, the
+    /// bytes are aligned for it and hold a whole number of elements; `None`
+    /// otherwise (always for `bool`, [`Symbol`] and `String`).
+    fn cast(bytes: &[u8]) -> Option<&[Self]> {
+        let _ = bytes;
+        None
+    }
 }
 
 /// A typed vector: its elements and its wire attribute byte.
@@ -64,10 +71,73 @@ pub trait Element: Clone + std::fmt::Debug + 'static {
 /// assert_eq!(prices.as_slice(), &[100, 200, 300]);
 /// assert_eq!(RayObj::from(prices).to_string(), "[100 200 300]");
 /// ```
-#[derive(Debug, Clone)]
+///
+/// # Storage
+///
+/// The elements are either a `Vec<T>` of the vector's own, or, for a fixed-width
+/// column received from a peer, a slice of the received bytes themselves
+/// ([`RayVector::from_bytes`], [`RayVector::buffer`]): a shared, refcounted
+/// buffer (`bytes::Bytes`), so a column of tens of millions of values reaches
+/// the user where the socket put it. Cloning such a vector shares the buffer;
+/// the first mutation ([`RayVector::as_mut_vec`]) copies the elements into a
+/// `Vec` of this vector's own, leaving every other holder as it was.
+///
+/// ```
+/// use raywire::RayVector;
+/// use raywire::net::ring::AlignedBuf;
+/// // Four i64s in a buffer of their own (a received frame's bytes, say);
+/// // AlignedBuf starts at 6 mod 8, so the elements go 2 bytes in.
+/// let mut buf = AlignedBuf::payload_aligned(2 + 32)?;
+/// for (i, x) in [1i64, 2, 3, 4].iter().enumerate() {
+///     buf.as_mut_slice()[2 + 8 * i..10 + 8 * i].copy_from_slice(&x.to_le_bytes());
+/// }
+/// let wire = bytes::Bytes::from_owner(buf).slice(2..);
+/// let shared = RayVector::<i64>::from_bytes(wire, 0).unwrap();
+/// let mut mine = shared.clone();                 // shares the buffer
+/// mine.as_mut_vec().push(5);                     // copies on write
+/// assert_eq!(shared.as_slice(), &[1, 2, 3, 4]);
+/// assert_eq!(mine.as_slice(), &[1, 2, 3, 4, 5]);
+/// assert!(shared.buffer().is_some() && mine.buffer().is_none());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
 pub struct RayVector<T> {
     attrs: u8,
-    data: Vec<T>,
+    data: Store<T>,
+}
+
+impl<T: Element> std::fmt::Debug for RayVector<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RayVector")
+            .field("attrs", &self.attrs)
+            .field("data", &self.data)
+            .finish()
+    }
+}
+
+/// Where a vector's elements live.
+#[derive(Clone)]
+enum Store<T> {
+    Owned(Vec<T>),
+    /// Bytes that hold a whole number of `T`s, aligned for `T` (checked when
+    /// made: [`Element::cast`] never fails on them).
+    Shared(bytes::Bytes),
+}
+
+impl<T: std::fmt::Debug + Element> std::fmt::Debug for Store<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.slice()).finish()
+    }
+}
+
+impl<T: Element> Store<T> {
+    fn slice(&self) -> &[T] {
+        match self {
+            Store::Owned(v) => v,
+            // Checked when the store was made; an empty slice is unreachable.
+            Store::Shared(b) => T::cast(b).unwrap_or(&[]),
+        }
+    }
 }
 
 impl<T: Element> RayVector<T> {
@@ -75,7 +145,7 @@ impl<T: Element> RayVector<T> {
     pub fn new() -> Self {
         RayVector {
             attrs: 0,
-            data: Vec::new(),
+            data: Store::Owned(Vec::new()),
         }
     }
 
@@ -87,12 +157,42 @@ impl<T: Element> RayVector<T> {
         } else {
             0
         };
-        RayVector { attrs, data }
+        RayVector {
+            attrs,
+            data: Store::Owned(data),
+        }
     }
 
     /// A vector with an explicit attribute byte (kept verbatim on the wire).
     pub fn with_attrs(data: Vec<T>, attrs: u8) -> Self {
-        RayVector { attrs, data }
+        RayVector {
+            attrs,
+            data: Store::Owned(data),
+        }
+    }
+
+    /// A vector whose elements are `bytes` themselves, without a copy: the
+    /// elements as they lie on the wire (little-endian), `bytes` aligned for `T`
+    /// and a whole number of elements long, with the attribute byte `attrs`.
+    /// Gives `bytes` back when `T` has no fixed width or they do not fit.
+    pub fn from_bytes(bytes: bytes::Bytes, attrs: u8) -> Result<Self, bytes::Bytes> {
+        if T::cast(&bytes).is_none() {
+            return Err(bytes);
+        }
+        Ok(RayVector {
+            attrs,
+            data: Store::Shared(bytes),
+        })
+    }
+
+    /// The shared buffer the elements lie in, when they are not in a `Vec` of
+    /// this vector's own (a column received from a peer, or one made by
+    /// [`RayVector::from_bytes`]); its bytes are the elements'.
+    pub fn buffer(&self) -> Option<&bytes::Bytes> {
+        match &self.data {
+            Store::Shared(b) => Some(b),
+            Store::Owned(_) => None,
+        }
     }
 
     /// The wire attribute byte.
@@ -102,17 +202,29 @@ impl<T: Element> RayVector<T> {
 
     /// The elements.
     pub fn as_slice(&self) -> &[T] {
-        &self.data
+        self.data.slice()
     }
 
-    /// The elements, to modify; the attribute byte is left as it is.
+    /// The elements, to modify; the attribute byte is left as it is. Elements in
+    /// a shared buffer are first copied into a `Vec` of this vector's own (copy
+    /// on write): other holders of the buffer see no change.
     pub fn as_mut_vec(&mut self) -> &mut Vec<T> {
-        &mut self.data
+        if let Store::Shared(b) = &self.data {
+            let own = T::cast(b).unwrap_or(&[]).to_vec();
+            self.data = Store::Owned(own);
+        }
+        match &mut self.data {
+            Store::Owned(v) => v,
+            Store::Shared(_) => unreachable!("replaced by an owned copy just above"),
+        }
     }
 
-    /// Takes the elements out.
+    /// Takes the elements out (a copy when they lie in a shared buffer).
     pub fn into_vec(self) -> Vec<T> {
-        self.data
+        match self.data {
+            Store::Owned(v) => v,
+            Store::Shared(b) => T::cast(&b).unwrap_or(&[]).to_vec(),
+        }
     }
 }
 
@@ -122,18 +234,17 @@ impl<T: Element> Default for RayVector<T> {
     }
 }
 
-impl<T> Deref for RayVector<T> {
+impl<T: Element> Deref for RayVector<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        &self.data
+        self.data.slice()
     }
 }
 
 impl<T: Element> PartialEq for RayVector<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.attrs == other.attrs
-            && self.data.len() == other.data.len()
-            && self.data.iter().zip(&other.data).all(|(a, b)| a.same(b))
+        let (a, b) = (self.as_slice(), other.as_slice());
+        self.attrs == other.attrs && a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same(y))
     }
 }
 
@@ -162,8 +273,19 @@ impl FromIterator<&'static str> for RayVector<Symbol> {
 }
 
 macro_rules! element {
+    ($t:ty, $variant:ident, |$a:ident, $b:ident| $same:expr, |$v:ident| $null:expr, pod) => {
+        element!(@impl $t, $variant, |$a, $b| $same, |$v| $null, {
+            fn cast(bytes: &[u8]) -> Option<&[Self]> {
+                <[Self] as zerocopy::FromBytes>::ref_from_bytes(bytes).ok()
+            }
+        });
+    };
     ($t:ty, $variant:ident, |$a:ident, $b:ident| $same:expr, |$v:ident| $null:expr) => {
+        element!(@impl $t, $variant, |$a, $b| $same, |$v| $null, {});
+    };
+    (@impl $t:ty, $variant:ident, |$a:ident, $b:ident| $same:expr, |$v:ident| $null:expr, { $($cast:tt)* }) => {
         impl Element for $t {
+            $($cast)*
             const TYPE: TypeCode = TypeCode::$variant;
             fn is_null(&self) -> bool {
                 let $v = self;
@@ -193,21 +315,41 @@ macro_rules! element {
 }
 
 element!(bool, Bool, |a, b| a == b, |_v| false);
-element!(u8, U8, |a, b| a == b, |_v| false);
-element!(i16, I16, |a, b| a == b, |v| *v == NULL_I16);
-element!(i32, I32, |a, b| a == b, |v| *v == NULL_I32);
-element!(i64, I64, |a, b| a == b, |v| *v == NULL_I64);
-element!(f32, F32, |a, b| a.to_bits() == b.to_bits() || a == b, |v| v
-    .is_nan());
-element!(f64, F64, |a, b| a.to_bits() == b.to_bits() || a == b, |v| v
-    .is_nan());
-element!(Date, Date, |a, b| a == b, |v| Date::is_null(*v));
-element!(Time, Time, |a, b| a == b, |v| Time::is_null(*v));
-element!(Timestamp, Timestamp, |a, b| a == b, |v| Timestamp::is_null(
-    *v
-));
-element!(Timespan, Timespan, |a, b| a == b, |v| Timespan::is_null(*v));
-element!(Guid, Guid, |a, b| a == b, |v| Guid::is_null(*v));
+element!(u8, U8, |a, b| a == b, |_v| false, pod);
+element!(i16, I16, |a, b| a == b, |v| *v == NULL_I16, pod);
+element!(i32, I32, |a, b| a == b, |v| *v == NULL_I32, pod);
+element!(i64, I64, |a, b| a == b, |v| *v == NULL_I64, pod);
+element!(
+    f32,
+    F32,
+    |a, b| a.to_bits() == b.to_bits() || a == b,
+    |v| v.is_nan(),
+    pod
+);
+element!(
+    f64,
+    F64,
+    |a, b| a.to_bits() == b.to_bits() || a == b,
+    |v| v.is_nan(),
+    pod
+);
+element!(Date, Date, |a, b| a == b, |v| Date::is_null(*v), pod);
+element!(Time, Time, |a, b| a == b, |v| Time::is_null(*v), pod);
+element!(
+    Timestamp,
+    Timestamp,
+    |a, b| a == b,
+    |v| Timestamp::is_null(*v),
+    pod
+);
+element!(
+    Timespan,
+    Timespan,
+    |a, b| a == b,
+    |v| Timespan::is_null(*v),
+    pod
+);
+element!(Guid, Guid, |a, b| a == b, |v| Guid::is_null(*v), pod);
 element!(Symbol, Symbol, |a, b| a == b, |v| v.0.is_empty());
 element!(String, Str, |a, b| a == b, |v| v.is_empty());
 

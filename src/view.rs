@@ -358,8 +358,23 @@ impl<'a> VectorView<'a> {
         T::column(self)
     }
 
-    fn to_owned_vector(self, attrs: u8) -> Vector {
-        fn prim<T: Primitive + Element>(c: Column<'_, T>, attrs: u8) -> RayVector<T> {
+    fn to_owned_vector(self, attrs: u8, src: Option<&bytes::Bytes>) -> Vector {
+        fn prim<T: Primitive + Element>(
+            c: Column<'_, T>,
+            attrs: u8,
+            src: Option<&bytes::Bytes>,
+        ) -> RayVector<T> {
+            if let (Some(src), Column::Aligned(_)) = (src, c) {
+                let b = c.as_bytes();
+                let inside = src.as_ptr_range();
+                if b.len() >= SHARE_MIN
+                    && inside.start <= b.as_ptr()
+                    && b.as_ptr_range().end <= inside.end
+                    && let Ok(v) = RayVector::from_bytes(src.slice_ref(b), attrs)
+                {
+                    return v;
+                }
+            }
             RayVector::with_attrs(c.to_vec(), attrs)
         }
         match self {
@@ -367,17 +382,17 @@ impl<'a> VectorView<'a> {
                 c.as_bytes().iter().map(|&b| b != 0).collect(),
                 attrs,
             )),
-            VectorView::U8(c) => Vector::U8(prim(c, attrs)),
-            VectorView::I16(c) => Vector::I16(prim(c, attrs)),
-            VectorView::I32(c) => Vector::I32(prim(c, attrs)),
-            VectorView::I64(c) => Vector::I64(prim(c, attrs)),
-            VectorView::F32(c) => Vector::F32(prim(c, attrs)),
-            VectorView::F64(c) => Vector::F64(prim(c, attrs)),
-            VectorView::Date(c) => Vector::Date(prim(c, attrs)),
-            VectorView::Time(c) => Vector::Time(prim(c, attrs)),
-            VectorView::Timestamp(c) => Vector::Timestamp(prim(c, attrs)),
-            VectorView::Timespan(c) => Vector::Timespan(prim(c, attrs)),
-            VectorView::Guid(c) => Vector::Guid(prim(c, attrs)),
+            VectorView::U8(c) => Vector::U8(prim(c, attrs, src)),
+            VectorView::I16(c) => Vector::I16(prim(c, attrs, src)),
+            VectorView::I32(c) => Vector::I32(prim(c, attrs, src)),
+            VectorView::I64(c) => Vector::I64(prim(c, attrs, src)),
+            VectorView::F32(c) => Vector::F32(prim(c, attrs, src)),
+            VectorView::F64(c) => Vector::F64(prim(c, attrs, src)),
+            VectorView::Date(c) => Vector::Date(prim(c, attrs, src)),
+            VectorView::Time(c) => Vector::Time(prim(c, attrs, src)),
+            VectorView::Timestamp(c) => Vector::Timestamp(prim(c, attrs, src)),
+            VectorView::Timespan(c) => Vector::Timespan(prim(c, attrs, src)),
+            VectorView::Guid(c) => Vector::Guid(prim(c, attrs, src)),
             VectorView::Symbol(s) => Vector::Symbol(RayVector::with_attrs(
                 s.iter().map(Symbol::from).collect(),
                 attrs,
@@ -390,21 +405,39 @@ impl<'a> VectorView<'a> {
     }
 }
 
+/// Columns shorter than this are copied even when they could share the received
+/// buffer: a copy that small costs less than a microsecond, and a tiny column
+/// must not keep a whole large frame alive.
+pub const SHARE_MIN: usize = 4096;
+
 impl<'a> RayView<'a> {
     /// Copies the view into an owned [`RayObj`]; numeric columns are one `memcpy` each.
     pub fn to_owned(&self) -> RayObj {
+        self.owned(None)
+    }
+
+    /// An owned [`RayObj`] whose fixed-width columns of at least [`SHARE_MIN`]
+    /// bytes are slices of `src`, the buffer this view was decoded from, instead
+    /// of copies ([`RayVector::buffer`]); everything else is copied as
+    /// [`RayView::to_owned`] does. A column that does not lie in `src`, or is not
+    /// aligned for its type, is copied.
+    pub fn to_owned_in(&self, src: &bytes::Bytes) -> RayObj {
+        self.owned(Some(src))
+    }
+
+    fn owned(&self, src: Option<&bytes::Bytes>) -> RayObj {
         match self {
             RayView::Null => RayObj::Null,
             RayView::Atom(a) => RayObj::Atom(a.clone()),
-            RayView::Vector(v) => RayObj::Vector(v.data.to_owned_vector(v.attrs)),
+            RayView::Vector(v) => RayObj::Vector(v.data.to_owned_vector(v.attrs, src)),
             RayView::List(l) => RayObj::List(List {
                 attrs: l.attrs,
-                items: l.items.iter().map(RayView::to_owned).collect(),
+                items: l.items.iter().map(|i| i.owned(src)).collect(),
             }),
             RayView::Dict(d) => RayObj::Dict(Box::new(Dict {
                 attrs: d.attrs,
-                keys: d.keys.to_owned(),
-                values: d.values.to_owned(),
+                keys: d.keys.owned(src),
+                values: d.values.owned(src),
             })),
             RayView::Table(t) => RayObj::Table(Table {
                 attrs: t.attrs,
@@ -414,7 +447,7 @@ impl<'a> RayView<'a> {
                 ),
                 columns: List {
                     attrs: t.columns_attrs,
-                    items: t.columns.iter().map(RayView::to_owned).collect(),
+                    items: t.columns.iter().map(|c| c.owned(src)).collect(),
                 },
             }),
             RayView::Error(e) => RayObj::Error(*e),

@@ -394,6 +394,34 @@ pub fn decode(payload: &[u8], limits: &Limits) -> Result<crate::RayObj, DecodeEr
     decode_view(payload, limits).map(|v| v.to_owned())
 }
 
+/// Decodes one object that fills `payload` into an owned [`crate::RayObj`]
+/// whose fixed-width columns (of at least [`crate::view::SHARE_MIN`] bytes,
+/// aligned for their type) are slices of `payload` itself, refcounted, rather
+/// than copies: see [`crate::RayView::to_owned_in`].
+///
+/// ```
+/// use raywire::{codec, RayObj, Vector};
+/// use raywire::net::ring::AlignedBuf;
+/// let col = RayObj::from((0..10_000i64).collect::<Vec<_>>());
+/// let mut wire = Vec::new();
+/// codec::encode_into(&col, &mut wire);
+/// // Placed as a received payload is: the elements after the 10-byte head on 8.
+/// let mut buf = AlignedBuf::payload_aligned(wire.len())?;
+/// buf.as_mut_slice().copy_from_slice(&wire);
+/// let payload = bytes::Bytes::from_owner(buf);
+/// let owned = codec::decode_shared(&payload, &codec::Limits::default())?;
+/// assert_eq!(owned, col);
+/// let RayObj::Vector(Vector::I64(v)) = &owned else { unreachable!() };
+/// assert_eq!(v.as_ptr().cast::<u8>(), payload[10..].as_ptr()); // no copy
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn decode_shared(
+    payload: &bytes::Bytes,
+    limits: &Limits,
+) -> Result<crate::RayObj, DecodeError> {
+    decode_view(payload, limits).map(|v| v.to_owned_in(payload))
+}
+
 /// Splits a whole frame into its header and its payload, inflating a compressed
 /// payload (then it is owned; otherwise it borrows `frame`).
 pub fn frame_payload<'a>(

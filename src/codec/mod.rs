@@ -14,7 +14,8 @@ pub use compress::{
     CORE_COMPRESS_THRESHOLD, core_compress, core_decompress, lz4_compress, lz4_decompress,
 };
 pub use decode::{
-    Limits, decode, decode_frame, decode_frame_owned, decode_view, frame_payload, inflate,
+    Limits, decode, decode_frame, decode_frame_owned, decode_shared, decode_view, frame_payload,
+    inflate,
 };
 pub use encode::{
     Compression, Encode, Sink, SliceSink, encode_frame, encode_frame_checked,

@@ -123,7 +123,7 @@ impl Reply {
 
     pub(crate) fn wait_until(self, deadline: Option<Instant>) -> Result<RayObj, IpcError> {
         let frame = self.shared.wait_slot(&self.slot, deadline)?;
-        let obj = decode_obj(&frame, self.shared.negotiated.lz4, &self.shared.limits)?;
+        let (obj, _) = decode_obj(frame, self.shared.negotiated.lz4, &self.shared.limits)?;
         match remote_error(&obj) {
             Some(e) => Err(e),
             None => Ok(obj),

@@ -32,9 +32,9 @@ use super::connection::{PushSink, Shared};
 use super::error::IpcError;
 use super::reply::Slot;
 use super::tx::is_disconnect;
-use super::view_guard::{ViewGuard, inflate};
+use super::view_guard::{ViewGuard, decode_obj};
 use crate::RayObj;
-use crate::codec::{self, MsgType};
+use crate::codec::MsgType;
 use crate::net::reactor::{Arming, Control, Handler, Readiness};
 use crate::net::ring::{FrameReader, RxFrame};
 use crate::net::sock::MSG_DONTWAIT;
@@ -172,14 +172,6 @@ impl Shared {
         self.gate.is_closed() && IN_CALLBACK.with(|c| c.get()) != self as *const Shared as usize
     }
 
-    /// Decodes a frame into an owned object, with the size it counts for in a
-    /// queue (its inflated payload).
-    fn decode_counted(&self, frame: &RxFrame) -> Result<(RayObj, usize), IpcError> {
-        let payload = inflate(frame, self.negotiated.lz4, &self.limits)?;
-        let obj = codec::decode(&payload, &self.limits)?;
-        Ok((obj, payload.len()))
-    }
-
     fn dispatch(self: &Arc<Self>, frame: RxFrame) -> Result<(), IpcError> {
         match frame.header().msgtype {
             MsgType::Response => {
@@ -209,20 +201,17 @@ impl Shared {
                         let _ = self.deliveries.push(Delivery::View(f, g), n);
                     }
                     Some(PushSink::Obj(f)) => {
-                        let (obj, n) = self.decode_counted(&frame)?;
-                        drop(frame);
+                        let (obj, n) = decode_obj(frame, self.negotiated.lz4, &self.limits)?;
                         let _ = self.deliveries.push(Delivery::Obj(f, obj), n);
                     }
                     None => {
-                        let (obj, n) = self.decode_counted(&frame)?;
-                        drop(frame);
+                        let (obj, n) = decode_obj(frame, self.negotiated.lz4, &self.limits)?;
                         let _ = self.pushes.push(obj, n);
                     }
                 }
             }
             MsgType::Sync => {
-                let (obj, _) = self.decode_counted(&frame)?;
-                drop(frame);
+                let (obj, _) = decode_obj(frame, self.negotiated.lz4, &self.limits)?;
                 if self.requests.push(obj, 1).is_ok() {
                     self.schedule_requests()?;
                 }

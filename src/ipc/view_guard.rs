@@ -30,9 +30,31 @@ pub(crate) fn remote_error(obj: &RayObj) -> Option<IpcError> {
     }
 }
 
-pub(crate) fn decode_obj(frame: &RxFrame, lz4: bool, limits: &Limits) -> Result<RayObj, IpcError> {
-    let payload = inflate(frame, lz4, limits)?;
-    Ok(codec::decode(&payload, limits)?)
+/// Decodes a received frame into an owned object, with the payload's size
+/// (inflated) that it counts for in a queue. A frame with a buffer of its own
+/// (larger than the room in the receive mapping) is not copied: the object's
+/// fixed-width columns are slices of that buffer ([`codec::decode_shared`]). A
+/// compressed frame is inflated into an aligned buffer that its columns share.
+/// Frames in the mapping are copied, so their span is free again at once.
+pub(crate) fn decode_obj(
+    frame: RxFrame,
+    lz4: bool,
+    limits: &Limits,
+) -> Result<(RayObj, usize), IpcError> {
+    let shared = match inflate(&frame, lz4, limits)? {
+        Cow::Owned(v) => {
+            drop(frame);
+            bytes::Bytes::from_owner(aligned_copy(&v)?)
+        }
+        Cow::Borrowed(_) => match frame.into_payload() {
+            Ok(b) => b,
+            Err(frame) => {
+                let payload = frame.payload();
+                return Ok((codec::decode(payload, limits)?, payload.len()));
+            }
+        },
+    };
+    Ok((codec::decode_shared(&shared, limits)?, shared.len()))
 }
 
 enum Owner {
@@ -40,12 +62,12 @@ enum Owner {
     Inflated(AlignedBuf),
 }
 
-impl Owner {
-    fn aligned_copy(payload: &[u8]) -> std::io::Result<Owner> {
-        let mut buf = AlignedBuf::payload_aligned(payload.len())?;
-        buf.as_mut_slice().copy_from_slice(payload);
-        Ok(Owner::Inflated(buf))
-    }
+/// `payload` copied into a buffer placed as a received payload is, so its
+/// columns decode to `&[T]`.
+fn aligned_copy(payload: &[u8]) -> std::io::Result<AlignedBuf> {
+    let mut buf = AlignedBuf::payload_aligned(payload.len())?;
+    buf.as_mut_slice().copy_from_slice(payload);
+    Ok(buf)
 }
 
 /// A decoded reply borrowing the bytes it was decoded from: the frame in the
@@ -91,7 +113,7 @@ impl ViewGuard {
             Cow::Borrowed(_) => Owner::Frame(frame),
             Cow::Owned(v) => {
                 drop(frame);
-                Owner::aligned_copy(&v)?
+                Owner::Inflated(aligned_copy(&v)?)
             }
         };
         ViewGuard::over(owner, limits)
@@ -101,7 +123,7 @@ impl ViewGuard {
     /// own, copied once into a buffer aligned as the receive mapping is, so its
     /// columns decode to `&[T]` as a received frame's do.
     pub fn from_payload(payload: &[u8], limits: &Limits) -> Result<ViewGuard, IpcError> {
-        ViewGuard::over(Owner::aligned_copy(payload)?, limits)
+        ViewGuard::over(Owner::Inflated(aligned_copy(payload)?), limits)
     }
 
     fn over(owner: Owner, limits: &Limits) -> Result<ViewGuard, IpcError> {

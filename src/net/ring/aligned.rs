@@ -111,3 +111,9 @@ impl AlignedBuf {
         self.len == 0
     }
 }
+
+impl AsRef<[u8]> for AlignedBuf {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}

@@ -152,21 +152,46 @@ impl Failure {
 /// Where a dropped overflow buffer waits to be reused by the next large frame.
 type Spare = Arc<std::sync::Mutex<Option<AlignedBuf>>>;
 
-enum Bytes {
+enum Region {
     Ring {
         mem: Arc<RingMem>,
         start: usize,
         len: usize,
         released: Arc<AtomicBool>,
     },
-    Own(Option<AlignedBuf>, Spare),
+    Own(OwnBuf),
+}
+
+/// An overflow frame's buffer; dropped, it becomes the reader's spare.
+struct OwnBuf {
+    buf: Option<AlignedBuf>,
+    spare: Spare,
+}
+
+impl AsRef<[u8]> for OwnBuf {
+    fn as_ref(&self) -> &[u8] {
+        self.buf.as_ref().map_or(&[], AlignedBuf::as_slice)
+    }
+}
+
+impl Drop for OwnBuf {
+    fn drop(&mut self) {
+        // Kept for the next large frame: a fresh mapping costs a page fault per
+        // 4 KiB, more than the transfer itself on loopback.
+        if let Some(b) = self.buf.take().filter(|b| b.capacity() <= MAX_SPARE)
+            && let Ok(mut slot) = self.spare.lock()
+            && slot.as_ref().is_none_or(|s| s.capacity() <= b.capacity())
+        {
+            *slot = Some(b);
+        }
+    }
 }
 
 /// One complete frame (header and payload) as received, borrowing the receive
 /// mapping (or its own buffer) until dropped. Any thread may hold and drop it.
 pub struct RxFrame {
     header: FrameHeader,
-    bytes: Bytes,
+    bytes: Region,
 }
 
 impl std::fmt::Debug for RxFrame {
@@ -187,7 +212,7 @@ impl RxFrame {
     /// The whole frame: header and payload (compressed as received).
     pub fn as_bytes(&self) -> &[u8] {
         match &self.bytes {
-            Bytes::Ring {
+            Region::Ring {
                 mem, start, len, ..
             } => {
                 // SAFETY: `[start, start + len)` is a live span of the reader's
@@ -196,7 +221,7 @@ impl RxFrame {
                 // invariant (3) keeps disjoint from every live span.
                 unsafe { mem.slice(*start, *len) }
             }
-            Bytes::Own(b, _) => b.as_ref().map_or(&[], AlignedBuf::as_slice),
+            Region::Own(b) => b.as_ref(),
         }
     }
 
@@ -207,26 +232,36 @@ impl RxFrame {
 
     /// Whether the frame lies in the receive mapping (not in an overflow buffer).
     pub fn in_ring(&self) -> bool {
-        matches!(self.bytes, Bytes::Ring { .. })
+        matches!(self.bytes, Region::Ring { .. })
+    }
+
+    /// The payload as a refcounted buffer that owned objects can share
+    /// ([`crate::codec::decode_shared`]), when the frame has a buffer of its own
+    /// (it was larger than the room in the receive mapping): the buffer is then
+    /// neither copied nor freed while any holder lives, and becomes the reader's
+    /// spare for the next large frame once the last one drops. A frame in the
+    /// mapping is given back: its span must be released soon, so its objects
+    /// copy.
+    pub fn into_payload(mut self) -> Result<bytes::Bytes, RxFrame> {
+        let Region::Own(own) = &mut self.bytes else {
+            return Err(self);
+        };
+        // The buffer moves to the shared owner; the husk left here drops empty.
+        let own = OwnBuf {
+            buf: own.buf.take(),
+            spare: own.spare.clone(),
+        };
+        Ok(bytes::Bytes::from_owner(own).slice(HEADER_LEN..))
     }
 }
 
 impl Drop for RxFrame {
     fn drop(&mut self) {
-        match &mut self.bytes {
-            // Release: the reads of this frame happen before the reader's Acquire
-            // load that lets it reuse the span.
-            Bytes::Ring { released, .. } => released.store(true, Ordering::Release),
-            Bytes::Own(buf, spare) => {
-                // Kept for the next large frame: a fresh mapping costs a page
-                // fault per 4 KiB, more than the transfer itself on loopback.
-                if let Some(b) = buf.take().filter(|b| b.capacity() <= MAX_SPARE)
-                    && let Ok(mut slot) = spare.lock()
-                    && slot.as_ref().is_none_or(|s| s.capacity() <= b.capacity())
-                {
-                    *slot = Some(b);
-                }
-            }
+        // Release: the reads of this frame happen before the reader's Acquire
+        // load that lets it reuse the span. (An own buffer goes back as the
+        // spare in `OwnBuf`'s drop.)
+        if let Region::Ring { released, .. } = &self.bytes {
+            released.store(true, Ordering::Release);
         }
     }
 }
@@ -531,7 +566,10 @@ impl FrameReader {
     fn push_own(&mut self, header: FrameHeader, buf: AlignedBuf) {
         self.ready.push_back(RxFrame {
             header,
-            bytes: Bytes::Own(Some(buf), self.spare.clone()),
+            bytes: Region::Own(OwnBuf {
+                buf: Some(buf),
+                spare: self.spare.clone(),
+            }),
         });
     }
 
@@ -600,7 +638,7 @@ impl FrameReader {
             self.flags.push_back(released.clone());
             self.ready.push_back(RxFrame {
                 header,
-                bytes: Bytes::Ring {
+                bytes: Region::Ring {
                     mem: self.mem.clone(),
                     start: span.start,
                     len: span.end - span.start,
