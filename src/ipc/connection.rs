@@ -33,11 +33,17 @@
 //!   referenced too. A compressed frame is encoded and compressed into one buffer
 //!   first.
 //! - Receiving: the reply is read into the connection's receive mapping
-//!   ([`crate::net::ring`]) and decoded there. [`Connection::execute`] and
-//!   [`Connection::send`] then build an owned [`RayObj`] (one copy of every column);
-//!   [`Connection::execute_view`] copies nothing: its [`ViewGuard`] borrows the
-//!   frame in the mapping, and its columns are `&[T]` into it. A compressed reply
-//!   is inflated into a buffer of its own first (the view borrows that).
+//!   ([`crate::net::ring`]) and decoded there. A reply larger than the room in
+//!   the mapping is read straight into a buffer of its own, and the owned
+//!   [`RayObj`] of [`Connection::execute`] and [`Connection::send`] keeps that
+//!   buffer: its fixed-width columns are slices of the received bytes
+//!   ([`crate::RayVector::buffer`]), copied only when mutated, and the buffer
+//!   is reused for the next large reply once the last holder drops it (a fresh
+//!   one asks for huge pages). A smaller reply, in the mapping, is copied into
+//!   the object so its span is free at once. [`Connection::execute_view`]
+//!   copies nothing: its [`ViewGuard`] borrows the frame where it lies, and its
+//!   columns are `&[T]` into it. A compressed reply is inflated into a buffer
+//!   of its own first (the object shares it, the view borrows it).
 
 pub use super::options::{
     COMPRESS_THRESHOLD, ConnectOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE,
