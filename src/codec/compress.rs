@@ -93,9 +93,18 @@ fn split_size(payload: &[u8], max: usize) -> Result<(usize, &[u8]), DecodeError>
 /// Inflates a payload compressed with [`core_compress`] (or by the core), refusing
 /// to produce more than `max` bytes or more than the input could encode.
 pub fn core_decompress(payload: &[u8], max: usize) -> Result<Vec<u8>, DecodeError> {
+    let size = core_inflated_len(payload, max)?;
+    let mut out = vec![0u8; size];
+    core_decompress_into(payload, &mut out)?;
+    Ok(out)
+}
+
+/// The size a payload compressed with the core's scheme inflates to, checked
+/// against `max` and against what its bytes could encode (each 2-byte run token
+/// yields at most 127 bytes: a larger claim is a lie, and must not become an
+/// allocation).
+pub fn core_inflated_len(payload: &[u8], max: usize) -> Result<usize, DecodeError> {
     let (size, body) = split_size(payload, max)?;
-    // Each 2-byte run token yields at most 127 bytes: a larger claim is a lie, and
-    // must not become an allocation.
     let ceiling = body.len().div_ceil(2).saturating_mul(MAX_RUN);
     if size > ceiling {
         return Err(DecodeError::DecompressedSizeMismatch {
@@ -103,58 +112,66 @@ pub fn core_decompress(payload: &[u8], max: usize) -> Result<Vec<u8>, DecodeErro
             got: ceiling,
         });
     }
-    let mut out = Vec::with_capacity(size);
-    let mut prev = 0u8;
-    let mut i = 0;
-    while i < body.len() && out.len() < size {
-        let count = body[i] as i8;
-        i += 1;
-        if count > 0 {
-            let d = *body.get(i).ok_or(DecodeError::BadCompression(
-                "run token without its byte".into(),
-            ))?;
-            i += 1;
-            let n = count as usize;
-            if out.len() + n > size {
-                return Err(DecodeError::DecompressedSizeMismatch {
-                    expected: size,
-                    got: out.len() + n,
-                });
-            }
-            if d == 0 {
-                // The common run: a repeated byte, one memset.
-                out.resize(out.len() + n, prev);
-            } else {
-                out.extend((0..n).map(|_| {
-                    prev = prev.wrapping_add(d);
-                    prev
-                }));
-            }
-        } else {
-            let n = usize::from(count.unsigned_abs());
-            let lit = body.get(i..i + n).ok_or(DecodeError::BadCompression(
-                "literal runs past the end".into(),
-            ))?;
-            if out.len() + n > size {
-                return Err(DecodeError::DecompressedSizeMismatch {
-                    expected: size,
-                    got: out.len() + n,
-                });
-            }
-            i += n;
-            out.extend(lit.iter().map(|&d| {
-                prev = prev.wrapping_add(d);
-                prev
-            }));
-        }
-    }
-    if out.len() != size {
+    Ok(size)
+}
+
+/// Inflates a payload compressed with the core's scheme into `out`, which must
+/// be exactly as long as the size the payload declares
+/// ([`core_inflated_len`]): a caller places the bytes where they will be
+/// decoded (an aligned buffer) with no second copy.
+pub fn core_decompress_into(payload: &[u8], out: &mut [u8]) -> Result<(), DecodeError> {
+    let (size, body) = split_size(payload, usize::MAX)?;
+    if size != out.len() {
         return Err(DecodeError::DecompressedSizeMismatch {
             expected: size,
             got: out.len(),
         });
     }
-    Ok(out)
+    let overrun = |got: usize| DecodeError::DecompressedSizeMismatch {
+        expected: size,
+        got,
+    };
+    // Each token writes a slice of `out` in one loop: the running sum of the
+    // deltas is the only dependency between bytes.
+    let (mut o, mut i, mut prev) = (0usize, 0usize, 0u8);
+    while i < body.len() && o < size {
+        let count = body[i] as i8;
+        i += 1;
+        if count > 0 {
+            let n = count as usize;
+            let d = *body
+                .get(i)
+                .ok_or_else(|| DecodeError::BadCompression("run token without its byte".into()))?;
+            i += 1;
+            let dst = out.get_mut(o..o + n).ok_or_else(|| overrun(o + n))?;
+            if d == 0 {
+                // The common run: a repeated byte, one memset.
+                dst.fill(prev);
+            } else {
+                for x in dst {
+                    prev = prev.wrapping_add(d);
+                    *x = prev;
+                }
+            }
+            o += n;
+        } else {
+            let n = usize::from(count.unsigned_abs());
+            let lit = body
+                .get(i..i + n)
+                .ok_or_else(|| DecodeError::BadCompression("literal runs past the end".into()))?;
+            let dst = out.get_mut(o..o + n).ok_or_else(|| overrun(o + n))?;
+            for (x, &d) in dst.iter_mut().zip(lit) {
+                prev = prev.wrapping_add(d);
+                *x = prev;
+            }
+            i += n;
+            o += n;
+        }
+    }
+    if o != size {
+        return Err(overrun(o));
+    }
+    Ok(())
 }
 
 /// Compresses `payload` with lz4 (block format, size prefix first). `None` when
@@ -173,6 +190,15 @@ const LZ4_MAX_RATIO: usize = 255;
 /// Inflates an [`lz4_compress`]ed payload, refusing more than `max` bytes or more
 /// than the input could encode.
 pub fn lz4_decompress(payload: &[u8], max: usize) -> Result<Vec<u8>, DecodeError> {
+    let size = lz4_inflated_len(payload, max)?;
+    let mut out = vec![0u8; size];
+    lz4_decompress_into(payload, &mut out)?;
+    Ok(out)
+}
+
+/// The size an [`lz4_compress`]ed payload inflates to, checked against `max` and
+/// against the most an lz4 block of its length can encode.
+pub fn lz4_inflated_len(payload: &[u8], max: usize) -> Result<usize, DecodeError> {
     let (size, body) = split_size(payload, max)?;
     let ceiling = body.len().saturating_mul(LZ4_MAX_RATIO);
     if size > ceiling {
@@ -181,8 +207,20 @@ pub fn lz4_decompress(payload: &[u8], max: usize) -> Result<Vec<u8>, DecodeError
             got: ceiling,
         });
     }
-    let mut out = vec![0u8; size];
-    let got = lz4_flex::block::decompress_into(body, &mut out)
+    Ok(size)
+}
+
+/// Inflates an [`lz4_compress`]ed payload into `out`, exactly as long as the size
+/// it declares ([`lz4_inflated_len`]).
+pub fn lz4_decompress_into(payload: &[u8], out: &mut [u8]) -> Result<(), DecodeError> {
+    let (size, body) = split_size(payload, usize::MAX)?;
+    if size != out.len() {
+        return Err(DecodeError::DecompressedSizeMismatch {
+            expected: size,
+            got: out.len(),
+        });
+    }
+    let got = lz4_flex::block::decompress_into(body, out)
         .map_err(|e| DecodeError::BadCompression(e.to_string()))?;
     if got != size {
         return Err(DecodeError::DecompressedSizeMismatch {
@@ -190,7 +228,7 @@ pub fn lz4_decompress(payload: &[u8], max: usize) -> Result<Vec<u8>, DecodeError
             got,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

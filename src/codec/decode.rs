@@ -98,7 +98,7 @@ impl<'a> Reader<'a> {
         let width = std::mem::size_of::<T>();
         let at = self.pos;
         let bytes = self.take(n * width)?;
-        Column::from_bytes(bytes).ok_or(DecodeError::Malformed {
+        Column::from_bytes(bytes).ok_or_else(|| DecodeError::Malformed {
             what: "vector",
             offset: at,
             detail: "data is not a whole number of elements".into(),
@@ -451,6 +451,30 @@ pub fn inflate<'a>(
         0 => Ok(Cow::Borrowed(body)),
         FLAG_COMPRESSED => compress::core_decompress(body, max).map(Cow::Owned),
         FLAG_LZ4 => compress::lz4_decompress(body, max).map(Cow::Owned),
+        _ => Err(DecodeError::BadFlags(flags)),
+    }
+}
+
+/// The size `body` inflates to under the header `flags`: `None` when it is not
+/// compressed, else the declared size, checked against the limits and against
+/// what the body could encode. With [`inflate_into`], a receiver inflates into
+/// a buffer of its choosing (aligned for decoding in place).
+pub fn inflated_len(flags: u8, body: &[u8], limits: &Limits) -> Result<Option<usize>, DecodeError> {
+    let max = usize::try_from(limits.max_frame).unwrap_or(usize::MAX);
+    match flags & (FLAG_COMPRESSED | FLAG_LZ4) {
+        0 => Ok(None),
+        FLAG_COMPRESSED => compress::core_inflated_len(body, max).map(Some),
+        FLAG_LZ4 => compress::lz4_inflated_len(body, max).map(Some),
+        _ => Err(DecodeError::BadFlags(flags)),
+    }
+}
+
+/// Inflates a compressed `body` under the header `flags` into `out`, exactly
+/// [`inflated_len`] bytes long.
+pub fn inflate_into(flags: u8, body: &[u8], out: &mut [u8]) -> Result<(), DecodeError> {
+    match flags & (FLAG_COMPRESSED | FLAG_LZ4) {
+        FLAG_COMPRESSED => compress::core_decompress_into(body, out),
+        FLAG_LZ4 => compress::lz4_decompress_into(body, out),
         _ => Err(DecodeError::BadFlags(flags)),
     }
 }

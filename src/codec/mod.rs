@@ -11,11 +11,12 @@ mod error;
 mod header;
 
 pub use compress::{
-    CORE_COMPRESS_THRESHOLD, core_compress, core_decompress, lz4_compress, lz4_decompress,
+    CORE_COMPRESS_THRESHOLD, core_compress, core_decompress, core_decompress_into,
+    core_inflated_len, lz4_compress, lz4_decompress, lz4_decompress_into, lz4_inflated_len,
 };
 pub use decode::{
     Limits, decode, decode_frame, decode_frame_owned, decode_shared, decode_view, frame_payload,
-    inflate,
+    inflate, inflate_into, inflated_len,
 };
 pub use encode::{
     Compression, Encode, Sink, SliceSink, encode_frame, encode_frame_checked,

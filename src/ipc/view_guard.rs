@@ -5,20 +5,22 @@ use super::error::IpcError;
 use crate::codec::{self, FLAG_LZ4, Limits};
 use crate::net::ring::{AlignedBuf, RxFrame};
 use crate::{RayObj, RayView};
-use std::borrow::Cow;
 
-/// The payload of a received frame, inflated when compressed. lz4 frames are
-/// accepted only when both ends agreed to them.
-pub(crate) fn inflate<'f>(
-    frame: &'f RxFrame,
-    lz4: bool,
-    limits: &Limits,
-) -> Result<Cow<'f, [u8]>, IpcError> {
+/// The payload of a received frame, inflated when compressed into a buffer of
+/// its own placed as the receive mapping places frames (its columns decode to
+/// `&[T]`), with no intermediate copy. lz4 frames are accepted only when both
+/// ends agreed to them.
+fn inflate(frame: &RxFrame, lz4: bool, limits: &Limits) -> Result<Option<AlignedBuf>, IpcError> {
     let flags = frame.header().flags;
     if flags & FLAG_LZ4 != 0 && !lz4 {
         return Err(IpcError::Protocol(codec::DecodeError::BadFlags(flags)));
     }
-    Ok(codec::inflate(flags, frame.payload(), limits)?)
+    let Some(len) = codec::inflated_len(flags, frame.payload(), limits)? else {
+        return Ok(None);
+    };
+    let mut buf = AlignedBuf::payload_aligned(len)?;
+    codec::inflate_into(flags, frame.payload(), buf.as_mut_slice())?;
+    Ok(Some(buf))
 }
 
 pub(crate) fn remote_error(obj: &RayObj) -> Option<IpcError> {
@@ -42,11 +44,11 @@ pub(crate) fn decode_obj(
     limits: &Limits,
 ) -> Result<(RayObj, usize), IpcError> {
     let shared = match inflate(&frame, lz4, limits)? {
-        Cow::Owned(v) => {
+        Some(buf) => {
             drop(frame);
-            bytes::Bytes::from_owner(aligned_copy(&v)?)
+            bytes::Bytes::from_owner(buf)
         }
-        Cow::Borrowed(_) => match frame.into_payload() {
+        None => match frame.into_payload() {
             Ok(b) => b,
             Err(frame) => {
                 let payload = frame.payload();
@@ -110,10 +112,10 @@ impl ViewGuard {
         limits: &Limits,
     ) -> Result<ViewGuard, IpcError> {
         let owner = match inflate(&frame, lz4, limits)? {
-            Cow::Borrowed(_) => Owner::Frame(frame),
-            Cow::Owned(v) => {
+            None => Owner::Frame(frame),
+            Some(buf) => {
                 drop(frame);
-                Owner::Inflated(aligned_copy(&v)?)
+                Owner::Inflated(buf)
             }
         };
         ViewGuard::over(owner, limits)
