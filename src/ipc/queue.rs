@@ -369,6 +369,38 @@ mod tests {
     }
 
     #[test]
+    fn a_waiter_without_deadline_is_woken_by_a_push_and_by_a_close() {
+        let q = Arc::new(ByteQueue::new(100, Mode::Drop));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (q2, tx2) = (q.clone(), tx.clone());
+        let h = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let _ = tx2.send(q2.pop_until(None));
+            }
+        });
+        let wait = Duration::from_secs(10);
+        q.push(7, 1).unwrap();
+        assert_eq!(rx.recv_timeout(wait), Ok(Ok(7)));
+        // Asleep again, with nothing to poll for: only the close ends the wait.
+        assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
+        q.close();
+        assert_eq!(rx.recv_timeout(wait), Ok(Err(RecvError::Closed)));
+        h.join().unwrap();
+        drop(tx);
+    }
+
+    #[test]
+    fn a_timeout_past_the_clock_s_range_waits_for_the_item() {
+        let p = Pushes {
+            q: Arc::new(ByteQueue::new(100, Mode::Drop)),
+        };
+        p.q.push(crate::RayObj::from(1i64), 8).unwrap();
+        assert_eq!(p.recv_timeout(Duration::MAX), Ok(crate::RayObj::from(1i64)));
+        p.q.close();
+        assert_eq!(p.recv_timeout(Duration::MAX), Err(RecvError::Closed));
+    }
+
+    #[test]
     fn drop_mode_refuses_what_does_not_fit() {
         let q = ByteQueue::new(100, Mode::Drop);
         assert_eq!(q.push(1, 500), Ok(()), "an empty queue takes anything");
