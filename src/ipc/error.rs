@@ -13,7 +13,8 @@ pub enum IpcError {
     /// [`std::io::Error::raw_os_error`] tell refused from unreachable) and is
     /// this error's [`std::error::Error::source`]; the cases the system has no
     /// word for carry a kind of their own (`UnexpectedEof` for a server that
-    /// closed during the handshake, `InvalidInput` for bad arguments).
+    /// closed during the handshake, `NotFound` for a name with no address,
+    /// `InvalidInput` for bad arguments).
     #[error("connection failed: {0}")]
     ConnectionFailed(#[source] std::io::Error),
     /// A deadline passed: connect, handshake, reply wait, or a write that had
@@ -140,6 +141,30 @@ fn copy_io(e: &std::io::Error) -> std::io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_second_waiter_s_connection_failure_keeps_the_os_error() {
+        let refused = std::io::Error::from_raw_os_error(111);
+        let e = IpcError::ConnectionFailed(refused);
+        let copy = e.duplicate();
+        let io = copy
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("an io::Error source");
+        assert_eq!(io.raw_os_error(), Some(111));
+        assert_eq!(copy.to_string(), e.to_string());
+        let early = IpcError::from(crate::net::handshake::HandshakeError::ClosedEarly);
+        let io = early
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("an io::Error source");
+        assert_eq!(io.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            early.duplicate().source().map(|s| s.to_string()),
+            Some(io.to_string())
+        );
+    }
 
     #[test]
     fn a_cut_frame_is_fatal_a_refused_one_is_not() {
