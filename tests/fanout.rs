@@ -966,6 +966,7 @@ fn try_push_frames_is_bounded_and_ordered() {
                 break;
             }
             Err(PushError::Closed) => panic!("closed"),
+            Err(e) => panic!("{e}"),
         }
         assert!(h.queued_bytes() <= limit);
     }

@@ -3,6 +3,7 @@
 /// Why a byte string is not a valid frame or object. Decoding never panics: every
 /// malformed input ends in one of these.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The input ends before the object or frame does.
     #[error("truncated: needed {needed} more bytes at offset {offset}, {available} available")]

@@ -133,6 +133,7 @@ const NO_FRAME: u32 = u32::MAX;
 
 /// Why a fan-out call failed; [`FanoutError::code`] is the core's error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FanoutError {
     /// A topic that is not a symbol or string, a filter that is not symbols, a
     /// payload that cannot be serialized (code `type`).

@@ -3,13 +3,15 @@
 
 use super::Fanout;
 use crate::ipc::pubsub::RecvError;
-use crate::ipc::{ConnectOptions, IpcError};
-use std::sync::Arc;
+use crate::ipc::{ConnectOptions, Connection, IpcError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// How often the relay thread looks at its stop flag while the feed is quiet.
+/// How often the relay thread checks, while the feed is quiet, that the local
+/// server still runs. A stop does not wait for it: it closes the upstream
+/// connection, which wakes the thread at once.
 const POLL: Duration = Duration::from_millis(50);
 
 struct State {
@@ -17,11 +19,23 @@ struct State {
     running: AtomicBool,
     relayed: AtomicU64,
     upstream_seq: AtomicU64,
+    /// The relay thread's upstream connection, for a stop to close (weak: the
+    /// connection goes when the thread ends).
+    upstream: Mutex<Weak<Connection>>,
 }
 
 /// A running relay (from [`Fanout::relay_from`]). It runs until its upstream
-/// closes, the local server stops, or [`Relay::stop`]; dropping the handle leaves
-/// it running.
+/// closes, the local server stops, or the handle is stopped or dropped.
+///
+/// # Dropping
+///
+/// Dropping a `Relay` stops it, as [`Relay::stop`] does: the upstream
+/// connection is closed (the upstream server drops its subscription), the
+/// relay thread is joined, and the topic's local subscribers stay subscribed.
+/// This is how a [`crate::server::Server`] (stopped when dropped) and an
+/// [`crate::ipc::Subscription`] (unsubscribed when dropped) behave too: a
+/// handle's end is its thing's end. Keep the handle for as long as the relay
+/// should run, or give a thread [`Relay::wait`].
 pub struct Relay {
     topic: String,
     state: Arc<State>,
@@ -59,13 +73,11 @@ impl Relay {
         self.state.upstream_seq.load(Ordering::Relaxed)
     }
 
-    /// Stops relaying (the local subscribers stay subscribed) and waits for the
-    /// thread, at most one poll interval.
+    /// Stops relaying (the local subscribers stay subscribed): closes the
+    /// upstream connection, which wakes the relay thread, and joins it. The
+    /// same happens when the handle is dropped.
     pub fn stop(mut self) {
-        self.state.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.halt();
     }
 
     /// Waits until the relay ends by itself (upstream closed or server stopped).
@@ -73,6 +85,29 @@ impl Relay {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+
+    fn halt(&mut self) {
+        self.state.stop.store(true, Ordering::Release);
+        let upstream = self
+            .state
+            .upstream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .upgrade();
+        if let Some(conn) = upstream {
+            // Ends the subscription's queue: the thread's wait returns now.
+            let _ = conn.close();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.halt();
     }
 }
 
@@ -107,6 +142,7 @@ impl Fanout {
             running: AtomicBool::new(true),
             relayed: AtomicU64::new(0),
             upstream_seq: AtomicU64::new(0),
+            upstream: Mutex::new(Weak::new()),
         });
         let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), IpcError>>(1);
         let (fanout, st) = (self.clone(), state.clone());
@@ -150,12 +186,13 @@ fn run(
     ready: crossbeam_channel::Sender<Result<(), IpcError>>,
 ) {
     let conn = match opts.connect() {
-        Ok(c) => c,
+        Ok(c) => Arc::new(c),
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
+    *st.upstream.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&conn);
     let sub = match conn.subscribe(topic, filter) {
         Ok(s) => s,
         Err(e) => {
@@ -181,7 +218,8 @@ fn run(
                 st.relayed.fetch_add(1, Ordering::Relaxed);
             }
             Err(RecvError::Timeout) => {}
-            Err(RecvError::Closed) => break true,
+            // Closed by a stop, or by the upstream.
+            Err(RecvError::Closed) => break !st.stop.load(Ordering::Acquire),
         }
     };
     if upstream_lost {

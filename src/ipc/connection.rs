@@ -268,9 +268,12 @@ fn handshake(
 fn open_socket(opts: &ConnectOptions, deadline: Instant) -> Result<TcpStream, IpcError> {
     let addrs: Vec<SocketAddr> = (opts.host.as_str(), opts.port)
         .to_socket_addrs()
-        .map_err(|e| IpcError::ConnectionFailed(format!("{}:{}: {e}", opts.host, opts.port)))?
+        .map_err(IpcError::ConnectionFailed)?
         .collect();
-    let mut last = IpcError::ConnectionFailed(format!("{}:{}: no address", opts.host, opts.port));
+    let mut last = IpcError::ConnectionFailed(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!("{}:{} resolves to no address", opts.host, opts.port),
+    ));
     for addr in addrs {
         let budget = remaining(deadline)?;
         let sock = socket2::Socket::new(
@@ -300,7 +303,7 @@ fn open_socket(opts: &ConnectOptions, deadline: Instant) -> Result<TcpStream, Ip
             {
                 last = IpcError::Timeout
             }
-            Err(e) => last = IpcError::ConnectionFailed(format!("{addr}: {e}")),
+            Err(e) => last = IpcError::ConnectionFailed(e),
         }
     }
     Err(last)

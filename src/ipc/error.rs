@@ -4,11 +4,19 @@ use crate::codec::{DecodeError, EncodeError};
 
 /// Why an IPC operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum IpcError {
-    /// The TCP connection could not be made (refused, unreachable, bad address,
-    /// the server closed during the handshake...).
+    /// The connection could not be made: the name did not resolve, the server
+    /// refused or was unreachable, it closed during the handshake, the
+    /// credentials cannot be sent, or a pool was asked for no room. The
+    /// `io::Error` is the one the system gave (its [`std::io::Error::kind`] and
+    /// [`std::io::Error::raw_os_error`] tell refused from unreachable) and is
+    /// this error's [`std::error::Error::source`]; the cases the system has no
+    /// word for carry a kind of their own (`UnexpectedEof` for a server that
+    /// closed during the handshake, `NotFound` for a name with no address,
+    /// `InvalidInput` for bad arguments).
     #[error("connection failed: {0}")]
-    ConnectionFailed(String),
+    ConnectionFailed(#[source] std::io::Error),
     /// A deadline passed: connect, handshake, reply wait, or a write that had
     /// not started (nothing of the frame was sent: the connection is usable).
     #[error("timed out")]
@@ -69,9 +77,13 @@ impl From<crate::net::handshake::HandshakeError> for IpcError {
             H::AuthRequired => IpcError::AuthRequired,
             H::AuthFailed => IpcError::AuthFailed,
             H::Violation(s) => IpcError::Violation(s),
-            e @ (H::CredentialsTooLong(_) | H::ClosedEarly) => {
-                IpcError::ConnectionFailed(e.to_string())
+            e @ H::CredentialsTooLong(_) => {
+                IpcError::ConnectionFailed(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
             }
+            e @ H::ClosedEarly => IpcError::ConnectionFailed(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                e,
+            )),
         }
     }
 }
@@ -95,7 +107,7 @@ impl IpcError {
     /// A copy of this error for a second waiter (I/O errors keep their kind and text).
     pub(crate) fn duplicate(&self) -> IpcError {
         match self {
-            IpcError::ConnectionFailed(s) => IpcError::ConnectionFailed(s.clone()),
+            IpcError::ConnectionFailed(e) => IpcError::ConnectionFailed(copy_io(e)),
             IpcError::Timeout => IpcError::Timeout,
             IpcError::WriteTimeout { sent, len } => IpcError::WriteTimeout {
                 sent: *sent,
@@ -111,15 +123,48 @@ impl IpcError {
             IpcError::Violation(s) => IpcError::Violation(s.clone()),
             IpcError::Remote { code } => IpcError::Remote { code: code.clone() },
             IpcError::Closed => IpcError::Closed,
-            IpcError::Io(e) => IpcError::Io(std::io::Error::new(e.kind(), e.to_string())),
+            IpcError::Io(e) => IpcError::Io(copy_io(e)),
             IpcError::Encode(e) => IpcError::Encode(e.clone()),
         }
+    }
+}
+
+/// An `io::Error` of the same kind and text (`io::Error` is not `Clone`); an OS
+/// error stays an OS error, so its code survives.
+fn copy_io(e: &std::io::Error) -> std::io::Error {
+    match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::new(e.kind(), e.to_string()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_second_waiter_s_connection_failure_keeps_the_os_error() {
+        let refused = std::io::Error::from_raw_os_error(111);
+        let e = IpcError::ConnectionFailed(refused);
+        let copy = e.duplicate();
+        let io = copy
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("an io::Error source");
+        assert_eq!(io.raw_os_error(), Some(111));
+        assert_eq!(copy.to_string(), e.to_string());
+        let early = IpcError::from(crate::net::handshake::HandshakeError::ClosedEarly);
+        let io = early
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("an io::Error source");
+        assert_eq!(io.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            early.duplicate().source().map(|s| s.to_string()),
+            Some(io.to_string())
+        );
+    }
 
     #[test]
     fn a_cut_frame_is_fatal_a_refused_one_is_not() {

@@ -62,9 +62,10 @@ impl ConnectionPool {
     /// A pool whose connections are made with `opts`.
     pub fn with_options(opts: ConnectOptions, size: usize) -> Result<ConnectionPool, IpcError> {
         if size == 0 {
-            return Err(IpcError::ConnectionFailed(
-                "a pool needs room for one connection".into(),
-            ));
+            return Err(IpcError::ConnectionFailed(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a pool needs room for one connection",
+            )));
         }
         // Room for every connection plus a wake-up per place (capped: a full
         // channel only means a returned connection is closed instead of kept).

@@ -432,8 +432,21 @@ impl Connection {
 
 /// A subscription to one topic on one connection; see the [module docs](self).
 ///
-/// Dropping it (or [`Subscription::unsubscribe`]) ends it on the server too,
-/// unless another subscription on the same connection has the same topic.
+/// # Dropping
+///
+/// Dropping a `Subscription` ends it, as [`Subscription::unsubscribe`] does:
+/// its updates stop being queued here (those queued are freed) and the server
+/// is sent `.mc.unsub` (best effort, at most 200 ms of waiting to write, no
+/// wait for the answer), unless another subscription on the same connection
+/// has the same topic. The connection stays open. A
+/// [`crate::server::Server`] (stopped when dropped) and a
+/// [`crate::fanout::Relay`] (stopped when dropped) behave alike.
+///
+/// # Waiting
+///
+/// [`Subscription::recv`] sleeps until an update comes or the connection
+/// closes: a close (by the server, the network, or [`Connection::close`]) wakes
+/// it at once with the updates that had arrived, then [`RecvError::Closed`].
 pub struct Subscription<'c> {
     conn: &'c Connection,
     router: Arc<Router>,
@@ -495,9 +508,10 @@ impl<'c> Subscription<'c> {
         self.recv_until(None)
     }
 
-    /// The next update, waiting at most `timeout`.
+    /// The next update, waiting at most `timeout` (a timeout too large to
+    /// add to the clock waits as long as it takes).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Update, RecvError> {
-        self.recv_until(Some(Instant::now() + timeout))
+        self.recv_until(Instant::now().checked_add(timeout))
     }
 
     /// The next update if one is waiting.

@@ -14,12 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How long one wait for an item lasts at most: a waiter looks again after
-/// this, so a wake-up that raced past it costs at most this much.
-const WAIT_SLICE: Duration = Duration::from_millis(50);
-
 /// Why a receive returned without an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecvError {
     /// Nothing arrived in time (or, for a `try_recv`, nothing is waiting).
     #[error("timed out")]
@@ -168,6 +165,12 @@ impl<T> ByteQueue<T> {
     }
 
     /// The oldest item, waiting until `until` (`None`: as long as it takes).
+    ///
+    /// The waiter sleeps on the condition variable until a push or a close
+    /// wakes it (or the deadline passes); it never wakes just to look. No
+    /// wake-up is lost: emptiness and `closed` are checked under the lock the
+    /// wait releases, and [`ByteQueue::push`] and [`ByteQueue::close`] change
+    /// them under it and notify after.
     pub(crate) fn pop_until(&self, until: Option<Instant>) -> Result<T, RecvError> {
         loop {
             if let Some(item) = self.try_pop() {
@@ -180,18 +183,23 @@ impl<T> ByteQueue<T> {
             if s.closed {
                 return Err(RecvError::Closed);
             }
-            let now = Instant::now();
-            let slice = match until {
-                Some(u) if now >= u => return Err(RecvError::Timeout),
-                Some(u) => (u - now).min(WAIT_SLICE),
-                None => WAIT_SLICE,
+            let left = match until {
+                None => None,
+                Some(u) => match u.checked_duration_since(Instant::now()) {
+                    Some(d) if !d.is_zero() => Some(d),
+                    _ => return Err(RecvError::Timeout),
+                },
             };
             s.sleepers += 1;
-            let mut s = self
-                .ready
-                .wait_timeout(s, slice)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            let mut s = match left {
+                None => self.ready.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    self.ready
+                        .wait_timeout(s, d)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
             s.sleepers -= 1;
         }
     }
@@ -271,9 +279,10 @@ impl Pushes {
         self.q.pop_until(None)
     }
 
-    /// The next message, waiting at most `timeout`.
+    /// The next message, waiting at most `timeout` (a timeout too large to add
+    /// to the clock waits as long as it takes).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<crate::RayObj, RecvError> {
-        self.q.pop_until(Some(Instant::now() + timeout))
+        self.q.pop_until(Instant::now().checked_add(timeout))
     }
 
     /// The next message if one is waiting ([`RecvError::Timeout`] if none).
@@ -357,6 +366,38 @@ mod tests {
         assert!(!gate.is_closed(), "a closed queue releases the gate");
         assert_eq!(b.pop_until(None), Ok('b'));
         assert_eq!(b.pop_until(None), Err(RecvError::Closed));
+    }
+
+    #[test]
+    fn a_waiter_without_deadline_is_woken_by_a_push_and_by_a_close() {
+        let q = Arc::new(ByteQueue::new(100, Mode::Drop));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (q2, tx2) = (q.clone(), tx.clone());
+        let h = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let _ = tx2.send(q2.pop_until(None));
+            }
+        });
+        let wait = Duration::from_secs(10);
+        q.push(7, 1).unwrap();
+        assert_eq!(rx.recv_timeout(wait), Ok(Ok(7)));
+        // Asleep again, with nothing to poll for: only the close ends the wait.
+        assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
+        q.close();
+        assert_eq!(rx.recv_timeout(wait), Ok(Err(RecvError::Closed)));
+        h.join().unwrap();
+        drop(tx);
+    }
+
+    #[test]
+    fn a_timeout_past_the_clock_s_range_waits_for_the_item() {
+        let p = Pushes {
+            q: Arc::new(ByteQueue::new(100, Mode::Drop)),
+        };
+        p.q.push(crate::RayObj::from(1i64), 8).unwrap();
+        assert_eq!(p.recv_timeout(Duration::MAX), Ok(crate::RayObj::from(1i64)));
+        p.q.close();
+        assert_eq!(p.recv_timeout(Duration::MAX), Err(RecvError::Closed));
     }
 
     #[test]

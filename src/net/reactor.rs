@@ -54,11 +54,14 @@ pub struct ReactorConfig {
     pub busy_poll: std::time::Duration,
     /// Pin the reactor thread to this core (an index into the cores the process
     /// may use, taken modulo their number); `None` lets the kernel move it.
+    /// Needs the `pin-core` feature (on by default); without it this is logged
+    /// and ignored.
     pub core: Option<usize>,
 }
 
 /// Pins the calling thread to the `core`-th usable core; logs and carries on
 /// when the platform refuses.
+#[cfg(feature = "pin-core")]
 fn pin_to(core: usize) {
     let pinned = core_affinity::get_core_ids()
         .filter(|ids| !ids.is_empty())
@@ -66,6 +69,15 @@ fn pin_to(core: usize) {
     if !pinned {
         tracing::warn!(core, "could not pin the reactor thread; it stays unpinned");
     }
+}
+
+/// Built without the `pin-core` feature: the thread stays where the kernel puts it.
+#[cfg(not(feature = "pin-core"))]
+fn pin_to(core: usize) {
+    tracing::warn!(
+        core,
+        "raywire was built without the `pin-core` feature; the reactor thread stays unpinned"
+    );
 }
 
 /// State shared by a reactor and the threads that talk to it.

@@ -20,6 +20,7 @@ impl std::fmt::Debug for Credentials {
 
 /// Why a credentials spec or file could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthError {
     /// A line is not `user:password`.
     #[error("line {line}: expected user:password")]

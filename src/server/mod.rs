@@ -210,6 +210,7 @@ fn mem_total(meminfo: &str) -> Option<u64> {
 
 /// Errors of the server layer.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// The listening socket could not be set up.
     #[error("cannot listen on {addr}: {source}")]
@@ -402,6 +403,7 @@ pub enum Pushed {
 
 /// Why [`ConnHandle::try_push_frames`] refused frames (nothing was queued).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PushError {
     /// The frames would take the connection's queue over its limit.
     #[error("queue full: {queued} bytes queued, limit {limit}")]
@@ -480,7 +482,16 @@ impl ConnHandle {
     }
 }
 
-/// A running server. Dropping it stops it.
+/// A running server.
+///
+/// # Dropping
+///
+/// Dropping a `Server` stops it, as [`Server::stop`] does: it stops accepting
+/// (the port is released), closes every connection (their clients see the
+/// connection end) and joins its threads. A [`crate::ipc::Subscription`]
+/// (unsubscribed when dropped) and a [`crate::fanout::Relay`] (stopped when
+/// dropped) behave alike. Keep the handle for as long as it should serve, or
+/// block in [`Server::wait`].
 pub struct Server {
     inner: Arc<Inner>,
     threads: Mutex<Vec<JoinHandle<()>>>,
