@@ -18,9 +18,9 @@
 //! bytes is moved at most once and the cost is bounded by the bytes read.
 //!
 //! Reuse. Regions are reclaimed in FIFO order once their frames are dropped.
-//! Whenever no frame is alive, the partial frame at the write head (at most one
-//! read's worth) is moved back to the start, so a request/response loop keeps
-//! reusing the same few cache-hot pages. When the end of the mapping is reached
+//! Whenever no frame is alive, the partial frame at the write head (if at most
+//! 64 KiB; a larger one stays where it is while it fits) is moved back to the
+//! start, so a request/response loop keeps reusing the same few cache-hot pages. When the end of the mapping is reached
 //! while older frames are still alive, a frame that fits below the oldest live
 //! frame wraps to the start (its received prefix is moved there). The ring then
 //! counts the live frames above the write head explicitly: when the wrapped

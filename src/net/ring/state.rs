@@ -61,6 +61,10 @@ use std::ops::Range;
 /// when the frame's size is not known yet.
 pub(super) const MIN_WINDOW: usize = 4096;
 
+/// Largest partial frame moved back to the start when nothing is alive (a
+/// larger one stays in place while it fits).
+pub(super) const COMPACT_MAX: usize = 64 << 10;
+
 /// Rounds `pos` up to the next offset ≡ [`FRAME_ALIGN`] mod 8.
 pub(super) fn align_up(pos: usize) -> usize {
     pos + (FRAME_ALIGN + 8 - pos % 8) % 8
@@ -296,9 +300,13 @@ impl RingState {
             |start: usize, limit: usize| start.checked_add(need).is_some_and(|e| e <= limit);
         let placement = if self.live.is_empty() {
             // Nothing alive: the partial frame goes back to the start, so a
-            // request/response loop keeps reusing the same cache-hot pages.
+            // request/response loop keeps reusing the same cache-hot pages. A
+            // large one that still fits where it is stays: moving it would copy
+            // what may be most of the mapping.
             self.high = 0;
-            if fits_from(FRAME_ALIGN, self.end) {
+            if self.filled - self.cur > COMPACT_MAX && fits_from(self.cur, self.end) {
+                Placement::Ring(None)
+            } else if fits_from(FRAME_ALIGN, self.end) {
                 Placement::Ring(self.move_partial(FRAME_ALIGN))
             } else {
                 Placement::Overflow {

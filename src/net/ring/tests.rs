@@ -266,3 +266,33 @@ fn align_up_is_six_mod_eight() {
         assert!(a >= p && a - p < 8 && a % 8 == 6);
     }
 }
+
+#[test]
+fn a_large_partial_frame_stays_put_when_the_frame_before_it_is_released() {
+    // A small frame, then most of a 1 MB frame, in one 4 MiB mapping.
+    let small = frame(&RayObj::from(vec![1i64, 2, 3]));
+    let big_obj = RayObj::from((0..125_000i64).collect::<Vec<_>>());
+    let big = frame(&big_obj);
+    let mut wire = small.clone();
+    wire.extend_from_slice(&big);
+    let mut r = FrameReader::new(4 << 20, Limits::default()).unwrap();
+    let split = small.len() + (200 << 10);
+    let mut src = &wire[..split];
+    while r.read_from(&mut src).unwrap() > 0 {}
+    let held = r.next_frame().expect("the small frame is complete");
+    // Where the big frame begins: its received bytes end at the next read's start.
+    let head_at = r.read_buf().unwrap().as_ptr() as usize - (split - small.len());
+    r.commit(0).unwrap();
+    drop(held);
+    // Nothing is alive now; the 200 KiB already received are not moved back.
+    let mut rest = &wire[split..];
+    while r.read_from(&mut rest).unwrap() > 0 {}
+    let f = r.next_frame().expect("the big frame is complete");
+    assert!(f.in_ring());
+    assert_eq!(f.as_bytes().as_ptr() as usize, head_at, "frame moved");
+    assert_eq!(
+        codec::decode(f.payload(), &Limits::default()).unwrap(),
+        big_obj
+    );
+    r.check_invariants().unwrap();
+}
