@@ -48,7 +48,9 @@
 //! serializable execution: every query behaves as if it ran alone, in commit order.
 
 mod builtins;
+mod control;
 mod error;
+mod lambda;
 mod ops;
 mod parse;
 mod query;
@@ -89,6 +91,11 @@ impl Host for NoHost {
         Err(EvalError::new("name", format!("'{name}' undefined")))
     }
 }
+
+/// The name prefix of the marker objects [`Ctx::call_def_with`] passes for
+/// evaluated arguments. A NUL cannot occur in a builtin's name on the wire (it
+/// ends the name there), so no query can forge one.
+const LIT_MARK: &str = "\u{0}lit";
 
 /// Deepest evaluation nesting allowed (the core's `RAY_EVAL_MAX_DEPTH`).
 const MAX_EVAL_DEPTH: usize = 512;
@@ -136,10 +143,13 @@ impl Evaluator {
     /// global's value (`big` answers the global itself, shared): what a server
     /// wants before it encodes the result onto the wire.
     pub fn eval_str_shared(&self, src: &str, host: &dyn Host) -> Result<Arc<RayObj>, EvalError> {
-        on_deep_stack(source_depth(src) > SHALLOW, || {
+        let (result, printed) = on_deep_stack(source_depth(src) > SHALLOW, || {
             let expr = parse::parse(src)?;
-            self.eval_checked(&expr, host)
+            Ok(self.eval_checked(&expr, host))
         })
+        .unwrap_or_else(|e| (Err(e), String::new()));
+        emit(&printed);
+        result
     }
 
     /// Evaluates an object received as a query: a list whose head is a symbol or
@@ -166,30 +176,60 @@ impl Evaluator {
         expr: &RayObj,
         host: &dyn Host,
     ) -> Result<Arc<RayObj>, EvalError> {
-        on_deep_stack(obj_depth(expr) > SHALLOW, || self.eval_checked(expr, host))
+        let (result, printed) = self.eval_obj_printed(expr, host);
+        emit(&printed);
+        result
     }
 
-    fn eval_checked(&self, expr: &RayObj, host: &dyn Host) -> Result<Arc<RayObj>, EvalError> {
+    /// Like [`Evaluator::eval_obj_shared`], handing back what the query printed
+    /// (`print`, `println`) instead of writing it to standard output: what a
+    /// server needs to answer a request whose header asks for its output.
+    ///
+    /// ```
+    /// use raywire::eval::{Evaluator, NoHost};
+    /// use raywire::RayObj;
+    /// let ev = Evaluator::new();
+    /// let expr = RayObj::list(vec![RayObj::symbol("println"), RayObj::from(42i64)]);
+    /// let (result, printed) = ev.eval_obj_printed(&expr, &NoHost);
+    /// assert_eq!(*result.unwrap(), RayObj::Null);
+    /// assert_eq!(printed, "42\n");
+    /// ```
+    pub fn eval_obj_printed(
+        &self,
+        expr: &RayObj,
+        host: &dyn Host,
+    ) -> (Result<Arc<RayObj>, EvalError>, String) {
+        on_deep_stack(obj_depth(expr) > SHALLOW, || {
+            Ok(self.eval_checked(expr, host))
+        })
+        .unwrap_or_else(|e| (Err(e), String::new()))
+    }
+
+    /// Evaluates `expr`, publishing its writes; the text it printed comes back
+    /// beside the result (only the run whose writes count prints).
+    fn eval_checked(
+        &self,
+        expr: &RayObj,
+        host: &dyn Host,
+    ) -> (Result<Arc<RayObj>, EvalError>, String) {
         let snap = self.snapshot();
-        let (result, writes) = run(&snap.map, expr, host);
-        let result = result?;
-        if writes.is_empty() {
-            return Ok(result);
+        let (result, writes, printed) = run(&snap.map, expr, host);
+        if writes.is_empty() || result.is_err() {
+            return (result, printed);
         }
         let _guard = self.commit.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.snapshot();
         if current.version == snap.version {
             self.publish(current, writes);
-            return Ok(result);
+            return (result, printed);
         }
         // Someone committed in between: run again against the new state, holding
         // the commit lock so nobody else can.
-        let (result, writes) = run(&current.map, expr, host);
-        let result = result?;
-        if !writes.is_empty() {
+        let (result, writes, printed) = run(&current.map, expr, host);
+        if result.is_ok() && !writes.is_empty() {
             self.publish(current, writes);
         }
-        Ok(result)
+        (result, printed)
     }
 
     /// The value bound to a global name, if any.
@@ -220,6 +260,19 @@ impl Evaluator {
             map: Arc::new(map),
         };
     }
+}
+
+/// Writes what a query printed to standard output, as the core's server does
+/// with a request's `print`s. A closed or failing stdout loses the text, as it
+/// would for the core: printing is never an error of the query.
+fn emit(printed: &str) {
+    use std::io::Write as _;
+    if printed.is_empty() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(printed.as_bytes());
+    let _ = out.flush();
 }
 
 /// The value out of its `Arc`, copied only when a global still holds it.
@@ -309,12 +362,13 @@ fn obj_depth(o: &RayObj) -> usize {
     max
 }
 
-/// Evaluates `expr` against `globals`, returning the result and the writes made.
+/// Evaluates `expr` against `globals`, returning the result, the writes made
+/// and the text printed.
 fn run(
     globals: &HashMap<String, Arc<RayObj>>,
     expr: &RayObj,
     host: &dyn Host,
-) -> (R<Arc<RayObj>>, HashMap<String, Arc<RayObj>>) {
+) -> (R<Arc<RayObj>>, HashMap<String, Arc<RayObj>>, String) {
     let mut cx = Ctx {
         globals,
         host,
@@ -322,10 +376,49 @@ fn run(
         scopes: Vec::new(),
         query: Vec::new(),
         depth: 0,
+        lits: Vec::new(),
+        raised: None,
+        returning: None,
+        lambda_depth: 0,
+        printed: String::new(),
     };
     let r = cx.eval(expr).map(V::into_arc);
+    // A stray `return` marker (one no lambda call took back) is its value.
+    let r = match r {
+        Err(e) if lambda::is_return(&e) => Ok(cx.returning.take().map_or_else(
+            || Arc::new(RayObj::Null),
+            V::into_arc,
+        )),
+        r => r,
+    };
     let writes = if r.is_ok() { cx.writes } else { HashMap::new() };
-    (r, writes)
+    (r, writes, cx.printed)
+}
+
+/// One frame of local bindings, in the order they were made (the order a
+/// lambda's closure lists its captures in, as the core's does). Frames are
+/// small, so a name is found by a scan.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Scope(Vec<(String, V)>);
+
+impl Scope {
+    /// The value bound to `name` here.
+    pub(crate) fn get(&self, name: &str) -> Option<&V> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// Whether `name` is bound here.
+    fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Binds `name`, replacing an earlier binding in place.
+    pub(crate) fn insert(&mut self, name: &str, v: V) {
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = v,
+            None => self.0.push((name.to_owned(), v)),
+        }
+    }
 }
 
 /// The table whose columns a query expression sees by name.
@@ -338,9 +431,20 @@ pub(crate) struct Ctx<'g> {
     globals: &'g HashMap<String, Arc<RayObj>>,
     host: &'g dyn Host,
     writes: HashMap<String, Arc<RayObj>>,
-    scopes: Vec<HashMap<String, V>>,
+    scopes: Vec<Scope>,
     pub(crate) query: Vec<QueryFrame>,
     depth: usize,
+    /// Values already evaluated, passed to a builtin as argument expressions
+    /// (see [`Ctx::call_def_with`]).
+    lits: Vec<V>,
+    /// The value of the last `(raise x)`, for the `try` that catches it.
+    pub(crate) raised: Option<V>,
+    /// The value of a pending `(return x)`, for the lambda call it ends.
+    pub(crate) returning: Option<V>,
+    /// How many lambda calls are active (`return` outside any is the identity).
+    pub(crate) lambda_depth: usize,
+    /// What `print` and `println` wrote.
+    pub(crate) printed: String,
 }
 
 impl Ctx<'_> {
@@ -454,6 +558,16 @@ impl Ctx<'_> {
                 Ok(V::Own(expr.clone()))
             }
             RayObj::List(l) if !l.items.is_empty() => self.call(&l.items),
+            RayObj::Builtin(b) if b.name.starts_with(LIT_MARK) => {
+                match b.name[LIT_MARK.len()..]
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| self.lits.get(i))
+                {
+                    Some(v) => Ok(v.clone()),
+                    None => Ok(V::Own(expr.clone())),
+                }
+            }
             other => Ok(V::Own(other.clone())),
         }
     }
@@ -487,7 +601,10 @@ impl Ctx<'_> {
                 Some(f) => f.call(self, &items[1..]),
                 None => bail!("nyi", "builtin '{}' is not supported by raywire", b.name),
             },
-            RayObj::Lambda(_) => bail!("nyi", "lambdas are not supported by raywire's evaluator"),
+            RayObj::Lambda(_) => {
+                let args = self.eval_args(&items[1..])?;
+                lambda::call(self, &head, args)
+            }
             other => bail!(
                 "type",
                 "eval: head of list is not callable, got {}",
@@ -496,14 +613,70 @@ impl Ctx<'_> {
         }
     }
 
+    /// Calls builtin `def` with arguments already evaluated, as a function value
+    /// is called by `map`, `fold` or `try`: the builtin sees them as argument
+    /// expressions that evaluate to the values, so its arity and type checks
+    /// are the ones a direct call makes.
+    pub(crate) fn call_def_with(&mut self, def: ops::Def, vals: Vec<V>) -> R<V> {
+        let base = self.lits.len();
+        let exprs: Vec<RayObj> = (0..vals.len())
+            .map(|i| {
+                RayObj::Builtin(crate::Builtin {
+                    kind: crate::TypeCode::Vary,
+                    name: format!("{LIT_MARK}{}", base + i),
+                })
+            })
+            .collect();
+        // Shared handles, so each read of an argument copies a pointer.
+        self.lits
+            .extend(vals.into_iter().map(|v| V::Shared(v.into_arc())));
+        let r = def.call(self, &exprs);
+        self.lits.truncate(base);
+        r
+    }
+
+    /// Runs `f` with `scopes` as the whole local environment (a lambda's
+    /// frames: the caller's locals are not visible in its body), restoring the
+    /// caller's afterwards.
+    pub(crate) fn with_scopes<T>(
+        &mut self,
+        scopes: Vec<Scope>,
+        f: impl FnOnce(&mut Self) -> R<T>,
+    ) -> R<T> {
+        let saved = std::mem::replace(&mut self.scopes, scopes);
+        let r = f(self);
+        self.scopes = saved;
+        r
+    }
+
+    /// Every local visible here, innermost binding of each name first: what a
+    /// lambda made here captures.
+    pub(crate) fn visible_locals(&self) -> Vec<(String, V)> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for s in self.scopes.iter().rev() {
+            for (n, v) in &s.0 {
+                if n != "self" && seen.insert(n.as_str()) {
+                    out.push((n.clone(), v.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// Evaluates every argument.
     pub(crate) fn eval_args(&mut self, args: &[RayObj]) -> R<Vec<V>> {
         args.iter().map(|a| self.eval(a)).collect()
     }
 
-    /// Runs `f` inside a fresh local scope (as `do` does).
+    /// Runs `f` inside a fresh local scope (as `do` does at top level). Inside
+    /// a lambda's body the core binds every `let` in the call's own frame, so
+    /// there `f` runs in the current scope.
     pub(crate) fn scoped<T>(&mut self, f: impl FnOnce(&mut Self) -> R<T>) -> R<T> {
-        self.scopes.push(HashMap::new());
+        if self.lambda_depth > 0 {
+            return f(self);
+        }
+        self.scopes.push(Scope::default());
         let r = f(self);
         self.scopes.pop();
         r
@@ -512,9 +685,7 @@ impl Ctx<'_> {
     /// Binds a local in the innermost scope (`let`), or a global at top level.
     pub(crate) fn set_local(&mut self, name: &str, v: V) {
         match self.scopes.last_mut() {
-            Some(s) => {
-                s.insert(name.to_owned(), v);
-            }
+            Some(s) => s.insert(name, v),
             None => self.set_global(name, v),
         }
     }
