@@ -51,6 +51,12 @@ impl Service for EvalService {
     }
 
     fn handle_shared(&self, req: Request<'_>) -> Arc<RayObj> {
+        let (r, printed) = self.handle_printed(req);
+        crate::eval::print_out(&printed);
+        r
+    }
+
+    fn handle_printed(&self, req: Request<'_>) -> (Arc<RayObj>, String) {
         let pubsub;
         let host: &dyn Host = match self.fanout.get() {
             Some(f) => {
@@ -59,14 +65,14 @@ impl Service for EvalService {
             }
             None => &NoHost,
         };
-        let r = match &req.payload {
+        let (r, printed) = match &req.payload {
             RayView::Atom(Atom {
                 value: Scalar::Str(src),
                 ..
-            }) => self.eval.eval_str_shared(src, host),
-            other => self.eval.eval_obj_shared(&other.to_owned(), host),
+            }) => self.eval.eval_str_printed(src, host),
+            other => self.eval.eval_obj_printed(&other.to_owned(), host),
         };
-        r.unwrap_or_else(|e| Arc::new(e.to_obj()))
+        (r.unwrap_or_else(|e| Arc::new(e.to_obj())), printed)
     }
 }
 

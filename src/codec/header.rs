@@ -12,6 +12,10 @@ pub const WIRE_VERSION: u8 = 3;
 pub const HEADER_LEN: usize = 16;
 /// Header flag: the payload is compressed with the core's delta + run-length scheme.
 pub const FLAG_COMPRESSED: u8 = 0x01;
+/// Header flag of a request: answer with what its evaluation printed beside
+/// its result, as the two-item list `("printed text" result)` (the core's
+/// verbose flag, which its remote REPL sets).
+pub const FLAG_VERBOSE: u8 = 0x04;
 /// Header flag: the payload is compressed with lz4 (raywire's own, negotiated).
 pub const FLAG_LZ4: u8 = 0x08;
 

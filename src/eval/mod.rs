@@ -143,13 +143,24 @@ impl Evaluator {
     /// global's value (`big` answers the global itself, shared): what a server
     /// wants before it encodes the result onto the wire.
     pub fn eval_str_shared(&self, src: &str, host: &dyn Host) -> Result<Arc<RayObj>, EvalError> {
-        let (result, printed) = on_deep_stack(source_depth(src) > SHALLOW, || {
+        let (result, printed) = self.eval_str_printed(src, host);
+        print_out(&printed);
+        result
+    }
+
+    /// Like [`Evaluator::eval_str_shared`], handing back what the query printed
+    /// instead of writing it to standard output (see
+    /// [`Evaluator::eval_obj_printed`]).
+    pub fn eval_str_printed(
+        &self,
+        src: &str,
+        host: &dyn Host,
+    ) -> (Result<Arc<RayObj>, EvalError>, String) {
+        on_deep_stack(source_depth(src) > SHALLOW, || {
             let expr = parse::parse(src)?;
             Ok(self.eval_checked(&expr, host))
         })
-        .unwrap_or_else(|e| (Err(e), String::new()));
-        emit(&printed);
-        result
+        .unwrap_or_else(|e| (Err(e), String::new()))
     }
 
     /// Evaluates an object received as a query: a list whose head is a symbol or
@@ -177,7 +188,7 @@ impl Evaluator {
         host: &dyn Host,
     ) -> Result<Arc<RayObj>, EvalError> {
         let (result, printed) = self.eval_obj_printed(expr, host);
-        emit(&printed);
+        print_out(&printed);
         result
     }
 
@@ -265,7 +276,7 @@ impl Evaluator {
 /// Writes what a query printed to standard output, as the core's server does
 /// with a request's `print`s. A closed or failing stdout loses the text, as it
 /// would for the core: printing is never an error of the query.
-fn emit(printed: &str) {
+pub fn print_out(printed: &str) {
     use std::io::Write as _;
     if printed.is_empty() {
         return;
