@@ -1,0 +1,54 @@
+//! The evaluator's IPC semantics against the real core's server, over raw
+//! sockets: the same request frames go to a core server (`rayforce -p`, a child
+//! process) and to a raywire server, and the answers must be the same bytes.
+
+use interop::{CoreServer, core_request_frame, hex, raw_exchange};
+use raywire::Rayforce;
+use raywire::codec::{FLAG_VERBOSE, Limits, decode_frame_owned};
+use raywire::server::Server;
+
+fn raywire_server() -> (Rayforce, Server) {
+    let ray = Rayforce::new();
+    let server = ray.listen(0).expect("raywire server starts");
+    (ray, server)
+}
+
+/// A sync request carrying `text`, with the verbose flag set or not.
+fn request(text: &str, verbose: bool) -> Vec<u8> {
+    let mut f = core_request_frame(text).expect("the core builds the frame");
+    if verbose {
+        f[5] |= FLAG_VERBOSE;
+    }
+    f
+}
+
+#[test]
+fn verbose_requests_answer_what_they_printed_beside_the_result() {
+    let core = CoreServer::start();
+    let (_ray, ours) = raywire_server();
+    let cases = [
+        ("(println 42) (+ 1 2)", true),
+        ("(do (print \"a\" 'b) (println [1 2] 1.5) 7)", true),
+        ("(set lam_v (fn [x] (println x) (* x 2))) (lam_v 21)", true),
+        ("(+ 1 2)", true),
+        ("(+ 1 'a)", true),
+        ("(println 42)", false),
+        ("(map (fn [x] (println x)) [1 2])", true),
+    ];
+    for (text, verbose) in cases {
+        let req = request(text, verbose);
+        let want = raw_exchange(core.port(), None, &req).expect("the core answers");
+        let got = raw_exchange(ours.port(), None, &req).expect("raywire answers");
+        assert_eq!(hex(&got), hex(&want), "{text} (verbose: {verbose})");
+    }
+    // The shape, read back: the printed text, then the result.
+    let reply = raw_exchange(ours.port(), None, &request("(println 42) (+ 1 2)", true)).unwrap();
+    let (_, obj) = decode_frame_owned(&reply, &Limits::default()).unwrap();
+    assert_eq!(
+        obj,
+        raywire::RayObj::list(vec![
+            raywire::RayObj::string("42\n"),
+            raywire::RayObj::from(3i64)
+        ])
+    );
+}
