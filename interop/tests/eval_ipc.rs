@@ -52,3 +52,22 @@ fn verbose_requests_answer_what_they_printed_beside_the_result() {
         ])
     );
 }
+
+#[test]
+fn a_frame_of_unknown_message_type_is_evaluated_and_not_answered() {
+    let core = CoreServer::start();
+    let (_ray, ours) = raywire_server();
+    for msgtype in [3u8, 9, 255] {
+        // The odd frame sets a global; the sync frame behind it on the same
+        // connection reads it back. Only the sync one is answered.
+        let mut odd = request(&format!("(set lam_odd {msgtype})"), false);
+        odd[7] = msgtype;
+        let mut both = odd.clone();
+        both.extend(request("lam_odd", false));
+        let want = raw_exchange(core.port(), None, &both).expect("the core answers");
+        let got = raw_exchange(ours.port(), None, &both).expect("raywire answers");
+        assert_eq!(hex(&got), hex(&want), "message type {msgtype}");
+        let (_, obj) = decode_frame_owned(&got, &Limits::default()).unwrap();
+        assert_eq!(obj, raywire::RayObj::from(i64::from(msgtype)));
+    }
+}

@@ -101,7 +101,9 @@ impl FrameHeader {
         if raw.endian != 0 {
             return Err(DecodeError::WrongEndian(raw.endian));
         }
-        let msgtype = MsgType::from_byte(raw.msgtype)?;
+        // A message type the protocol does not name is evaluated and not
+        // answered, as the core's reader does with it: an async message.
+        let msgtype = MsgType::from_byte(raw.msgtype).unwrap_or(MsgType::Async);
         let size = raw.size.get();
         let size = u64::try_from(size).map_err(|_| DecodeError::LengthPastEnd {
             offset: 8,
@@ -173,12 +175,13 @@ mod tests {
             FrameHeader::parse(&bad, 100),
             Err(DecodeError::WrongEndian(1))
         );
-        let mut bad = b;
-        bad[7] = 9;
+        let mut odd = b;
+        odd[7] = 9;
         assert_eq!(
-            FrameHeader::parse(&bad, 100),
-            Err(DecodeError::BadMsgType(9))
+            FrameHeader::parse(&odd, 100).map(|h| h.msgtype),
+            Ok(MsgType::Async)
         );
+        assert_eq!(MsgType::from_byte(9), Err(DecodeError::BadMsgType(9)));
         let mut bad = b;
         bad[15] = 0x80;
         assert!(matches!(
