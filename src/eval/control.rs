@@ -11,7 +11,7 @@ use super::Ctx;
 use super::error::{R, bail};
 use super::lambda::{self, call_value};
 use super::ops::{Def, Imp};
-use super::value::{V, coll_elem, is_collection, type_name};
+use super::value::{self, V, coll_elem, is_collection, type_name};
 use crate::types::{ATOM_FLAG_NULL, NULL_I16, NULL_I32, NULL_I64};
 use crate::{RayObj, RayVector, Scalar, TypeCode, Vector};
 use std::fmt::Write as _;
@@ -27,9 +27,18 @@ static BUILTINS: &[Def] = defs![
     "fn" => Imp::Special(TypeCode::Vary, lambda::special_fn),
     "return" => Imp::Vary(lambda::return_),
     "map" => Imp::Vary(map),
+    "pmap" => Imp::Vary(map),
+    "map-left" => Imp::Vary(map_left),
+    "map-right" => Imp::Vary(map_right),
     "fold" => Imp::Vary(fold),
+    "fold-left" => Imp::Vary(fold),
+    "fold-right" => Imp::Vary(fold_right),
+    "fold-while" => Imp::Vary(fold_while),
     "scan" => Imp::Vary(scan),
+    "scan-left" => Imp::Vary(scan),
+    "scan-right" => Imp::Vary(scan_right),
     "apply" => Imp::Vary(apply),
+    "filter" => Imp::Binary(filter),
     "raise" => Imp::Unary(raise),
     "try" => Imp::Special(TypeCode::Binary, try_),
     "eval" => Imp::Unary(eval),
@@ -86,6 +95,41 @@ fn map(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
     Ok(RayObj::list(out))
 }
 
+/// `(map-left f xs y)`: `(f x y)` for each element `x`, collected as `enlist`
+/// collects (same-typed atoms make a vector); one call when `xs` is an atom.
+fn map_left(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
+    map_side(cx, vals, "map-left", true)
+}
+
+/// `(map-right f x ys)`: `(f x y)` for each element `y` (see `map-left`).
+fn map_right(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
+    map_side(cx, vals, "map-right", false)
+}
+
+fn map_side(cx: &mut Ctx, vals: &[V], name: &str, left: bool) -> R<RayObj> {
+    let [f, l, r] = vals else {
+        bail!(
+            "domain",
+            "{name}: requires exactly 3 args (fn, left, right), got {}",
+            vals.len()
+        );
+    };
+    let iter = if left { l } else { r };
+    if !is_collection(iter) {
+        return call_value(cx, f, vec![l.clone(), r.clone()]).map(V::into_obj);
+    }
+    let mut out = Vec::with_capacity(iter.len());
+    for i in 0..iter.len() {
+        let args = if left {
+            vec![elem(l, i), r.clone()]
+        } else {
+            vec![l.clone(), elem(r, i)]
+        };
+        out.push(call_value(cx, f, args)?);
+    }
+    super::ops::coll::enlist(cx, &out)
+}
+
 /// `(fold f xs)` reduces from the first element; `(fold f init xs)` from `init`.
 fn fold(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
     if vals.len() < 2 {
@@ -116,6 +160,216 @@ fn fold(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
         acc = call_value(cx, f, vec![acc, elem(coll, i)])?;
     }
     Ok(acc.into_obj())
+}
+
+/// `(fold-right f xs)` / `(fold-right f init xs)`: `(f x acc)` from the last
+/// element back.
+fn fold_right(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
+    if vals.len() < 2 {
+        bail!(
+            "domain",
+            "fold-right: requires at least 2 args (fn and vec), got {}",
+            vals.len()
+        );
+    }
+    let f = &vals[0];
+    let coll = &vals[if vals.len() == 2 { 1 } else { 2 }];
+    if !is_collection(coll) {
+        bail!(
+            "type",
+            "fold-right: vec arg must be a list, got {}",
+            type_name(coll)
+        );
+    }
+    let n = coll.len();
+    let (mut acc, end) = if vals.len() == 2 {
+        if n == 0 {
+            bail!("domain", "fold-right: empty list has no initial value");
+        }
+        (elem(coll, n - 1), n - 1)
+    } else {
+        (vals[1].clone(), n)
+    };
+    for i in (0..end).rev() {
+        acc = call_value(cx, f, vec![elem(coll, i), acc])?;
+    }
+    Ok(acc.into_obj())
+}
+
+/// `(fold-while pred f init xs)`: a fold from `init` that stops, before a
+/// step, once `(pred acc)` is falsy.
+fn fold_while(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
+    let [pred, f, init, coll] = vals else {
+        bail!(
+            "domain",
+            "fold-while: requires exactly 4 args (pred, fn, init, coll), got {}",
+            vals.len()
+        );
+    };
+    if !is_collection(coll) {
+        bail!(
+            "type",
+            "fold-while: coll arg must be a collection, got {}",
+            type_name(coll)
+        );
+    }
+    let mut acc = init.clone();
+    for i in 0..coll.len() {
+        let go = call_value(cx, pred, vec![acc.clone()])?;
+        if !value::is_truthy(&go) {
+            break;
+        }
+        acc = call_value(cx, f, vec![acc, elem(coll, i)])?;
+    }
+    Ok(acc.into_obj())
+}
+
+/// `(scan-right f xs)`: the running right fold, `(f x acc)`, one result per
+/// element, in the elements' order.
+fn scan_right(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
+    if vals.len() < 2 {
+        bail!(
+            "domain",
+            "scan-right: requires at least 2 args (fn and vec), got {}",
+            vals.len()
+        );
+    }
+    let (f, coll) = (&vals[0], &vals[1]);
+    if !is_collection(coll) {
+        bail!(
+            "type",
+            "scan-right: vec arg must be a list, got {}",
+            type_name(coll)
+        );
+    }
+    let n = coll.len();
+    let mut out: Vec<RayObj> = Vec::with_capacity(n);
+    let mut acc: Option<V> = None;
+    for i in (0..n).rev() {
+        let next = match acc.take() {
+            None => elem(coll, i),
+            Some(a) => call_value(cx, f, vec![elem(coll, i), a])?,
+        };
+        out.push((*next).clone());
+        acc = Some(next);
+    }
+    out.reverse();
+    Ok(RayObj::list(out))
+}
+
+/// `(filter xs mask)`: the elements (a table's rows, a string's characters)
+/// where the boolean mask is true.
+fn filter(_cx: &mut Ctx, x: &RayObj, mask: &RayObj) -> R<RayObj> {
+    let flags: Option<&[bool]> = match mask {
+        RayObj::Vector(Vector::Bool(m)) => Some(m.as_slice()),
+        _ => None,
+    };
+    let picked = |m: &[bool]| -> Vec<Option<usize>> {
+        m.iter()
+            .enumerate()
+            .filter(|&(_, &b)| b)
+            .map(|(i, _)| Some(i))
+            .collect()
+    };
+    let length = |want: usize, got: usize, what: &str| -> R<()> {
+        if want != got {
+            bail!(
+                "length",
+                "filter: mask length must equal {what} {want}, got {got}"
+            );
+        }
+        Ok(())
+    };
+    if let Some(m) = flags {
+        match x {
+            RayObj::Table(t) => {
+                let rows = t.columns.items.first().map_or(0, RayObj::len);
+                length(rows, m.len(), "table row count")?;
+                let idx = picked(m);
+                let mut t = t.clone();
+                for c in &mut t.columns.items {
+                    *c = filter_vector(c, &idx)?;
+                }
+                return Ok(RayObj::Table(t));
+            }
+            RayObj::Atom(a) if matches!(a.value, Scalar::Str(_)) => {
+                let Scalar::Str(s) = &a.value else {
+                    unreachable!("matched a string above")
+                };
+                length(s.len(), m.len(), "string length")?;
+                let bytes: Vec<u8> = s
+                    .bytes()
+                    .zip(m)
+                    .filter(|&(_, &b)| b)
+                    .map(|(c, _)| c)
+                    .collect();
+                return Ok(RayObj::string(&String::from_utf8_lossy(&bytes)));
+            }
+            RayObj::Vector(v) => {
+                length(v.len(), m.len(), "vec length")?;
+                return filter_vector(x, &picked(m));
+            }
+            _ => {}
+        }
+    }
+    if !is_collection(x) || !is_collection(mask) {
+        bail!(
+            "type",
+            "filter: vec and mask must be lists, got {} and {}",
+            type_name(x),
+            type_name(mask)
+        );
+    }
+    length(x.len(), mask.len(), "vec length")?;
+    let mut out = Vec::new();
+    for i in 0..x.len() {
+        match coll_elem(mask, i) {
+            Some(RayObj::Atom(a)) if matches!(a.value, Scalar::Bool(_)) => {
+                if matches!(a.value, Scalar::Bool(true)) {
+                    out.push(coll_elem(x, i).unwrap_or(RayObj::Null));
+                }
+            }
+            other => bail!(
+                "type",
+                "filter: mask elements must be bool, got {}",
+                other.as_ref().map_or("NULL", type_name)
+            ),
+        }
+    }
+    Ok(RayObj::list(out))
+}
+
+/// The elements of a vector or list at `idx`; a vector keeps its type and is
+/// marked as holding nulls when a picked element is null.
+fn filter_vector(c: &RayObj, idx: &[Option<usize>]) -> R<RayObj> {
+    match c {
+        RayObj::Vector(v) => {
+            let any_null = idx.iter().flatten().any(|&i| {
+                value::vec_atom(v, i).is_some_and(|a| a.flags & ATOM_FLAG_NULL != 0)
+            });
+            let attrs = if any_null {
+                crate::types::ATTR_HAS_NULLS
+            } else {
+                0
+            };
+            Ok(RayObj::Vector(crate::with_vector!(v, |x| Vector::from(
+                RayVector::with_attrs(
+                    idx.iter()
+                        .flatten()
+                        .filter_map(|&i| x.get(i).cloned())
+                        .collect(),
+                    attrs
+                )
+            ))))
+        }
+        RayObj::List(l) => Ok(RayObj::list(
+            idx.iter()
+                .flatten()
+                .filter_map(|&i| l.items.get(i).cloned())
+                .collect(),
+        )),
+        other => bail!("type", "filter: cannot filter {}", type_name(other)),
+    }
 }
 
 /// `(scan f xs)`: the running fold, one result per element.
