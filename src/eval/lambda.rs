@@ -17,6 +17,9 @@ use super::value::{V, sym_of, type_name};
 use super::{Scope, value};
 use crate::{Lambda, RayObj, Symbol, TypeCode, Vector};
 
+/// Most arguments a call passes (the core's limit).
+const MAX_ARGS: usize = 64;
+
 /// The error code that carries a pending `return` up to its lambda call.
 const RETURN: &str = "return";
 
@@ -74,18 +77,13 @@ fn param_names(params: &RayObj) -> R<Vec<String>> {
         RayObj::Vector(Vector::Symbol(v)) => Ok(v.iter().map(|s| s.as_str().to_owned()).collect()),
         // `[]` reads as an empty vector of whatever type.
         RayObj::Vector(v) if v.is_empty() => Ok(Vec::new()),
-        RayObj::List(l) => l
+        // A parameter list written as a list: each item takes an argument, and
+        // only the symbols among them name it.
+        RayObj::List(l) => Ok(l
             .items
             .iter()
-            .map(|p| match sym_of(p) {
-                Some(s) => Ok(s.to_owned()),
-                None => bail!(
-                    "type",
-                    "lambda: a parameter must be a symbol, got {}",
-                    type_name(p)
-                ),
-            })
-            .collect(),
+            .map(|p| sym_of(p).unwrap_or_default().to_owned())
+            .collect()),
         RayObj::Atom(_) if sym_of(params).is_some() => {
             Ok(vec![sym_of(params).unwrap_or_default().to_owned()])
         }
@@ -120,6 +118,13 @@ pub(crate) fn call(cx: &mut Ctx, f: &V, args: Vec<V>) -> R<V> {
         bail!("type", "call: expected a lambda, got {}", type_name(f));
     };
     let names = param_names(&l.params)?;
+    if args.len() > MAX_ARGS {
+        bail!(
+            "domain",
+            "call: too many args, max {MAX_ARGS}, got {}",
+            args.len()
+        );
+    }
     if names.len() != args.len() {
         bail!(
             "arity",
@@ -135,7 +140,9 @@ pub(crate) fn call(cx: &mut Ctx, f: &V, args: Vec<V>) -> R<V> {
     let mut frame = Scope::default();
     frame.insert("self", f.clone());
     for (n, a) in names.iter().zip(args) {
-        frame.insert(n, a);
+        if !n.is_empty() {
+            frame.insert(n, a);
+        }
     }
     scopes.push(frame);
     let body: &[RayObj] = match &l.body {

@@ -313,6 +313,9 @@ fn special_let(cx: &mut Ctx, args: &[RayObj]) -> R<V> {
         );
     };
     let name = name.to_owned();
+    if name.starts_with('.') {
+        bail!("reserve", "let: '{name}' is a reserved name");
+    }
     let v = cx.eval(&args[1])?;
     cx.set_local(&name, v.clone());
     Ok(v)
