@@ -14,7 +14,9 @@
 
 use crate::eval::{EvalError, Evaluator, Host, NoHost};
 use crate::fanout::{Fanout, FanoutConfig, FanoutService};
-use crate::server::{Request, Server, ServerConfig, ServerError, Service};
+use crate::codec::MsgType;
+use crate::server::{ConnId, Request, Server, ServerConfig, ServerError, Service};
+use std::net::SocketAddr;
 use crate::{Atom, RayObj, RayView, Scalar};
 use std::sync::{Arc, OnceLock};
 
@@ -65,6 +67,14 @@ impl Service for EvalService {
             }
             None => &NoHost,
         };
+        let hook = if req.msgtype == MsgType::Sync {
+            ".ipc.on.sync"
+        } else {
+            ".ipc.on.async"
+        };
+        if let Some((r, printed)) = self.eval.call_hook(hook, req.payload.to_owned(), host) {
+            return (r.unwrap_or_else(|e| Arc::new(e.to_obj())), printed);
+        }
         let (r, printed) = match &req.payload {
             RayView::Atom(Atom {
                 value: Scalar::Str(src),
@@ -73,6 +83,25 @@ impl Service for EvalService {
             other => self.eval.eval_obj_printed(&other.to_owned(), host),
         };
         (r.unwrap_or_else(|e| Arc::new(e.to_obj())), printed)
+    }
+
+    fn opened(&self, conn: ConnId, _peer: SocketAddr) {
+        self.lifecycle(".ipc.on.open", conn);
+    }
+
+    fn closed(&self, conn: ConnId) {
+        self.lifecycle(".ipc.on.close", conn);
+    }
+}
+
+impl EvalService {
+    /// Runs a connection hook with the connection's handle; as in the core, its
+    /// result and errors go nowhere.
+    fn lifecycle(&self, hook: &str, conn: ConnId) {
+        let handle = RayObj::from(i64::try_from(conn).unwrap_or(i64::MAX));
+        if let Some((_, printed)) = self.eval.call_hook(hook, handle, &NoHost) {
+            crate::eval::print_out(&printed);
+        }
     }
 }
 

@@ -71,3 +71,48 @@ fn a_frame_of_unknown_message_type_is_evaluated_and_not_answered() {
         assert_eq!(obj, raywire::RayObj::from(i64::from(msgtype)));
     }
 }
+
+#[test]
+fn connection_hooks_run_as_in_the_core() {
+    let core = CoreServer::start();
+    let (_ray, ours) = raywire_server();
+    let same = |frame: &[u8], what: &str| {
+        let want = raw_exchange(core.port(), None, frame).expect("the core answers");
+        let got = raw_exchange(ours.port(), None, frame).expect("raywire answers");
+        assert_eq!(hex(&got), hex(&want), "{what}");
+        got
+    };
+    // An open hook runs when the next client connects; its result goes nowhere.
+    same(
+        &request("(set .ipc.on.open (fn [h] (set lam_opened 'yes)))", false),
+        "binding the open hook",
+    );
+    same(&request("lam_opened", false), "the open hook ran");
+    // An async hook gets the payload as sent (a string here), unevaluated.
+    same(
+        &request("(set .ipc.on.async (fn [m] (set lam_async m)))", false),
+        "binding the async hook",
+    );
+    let mut both = request("(+ 40 2)", false);
+    both[7] = interop::MSG_ASYNC;
+    both.extend(request("lam_async", false));
+    same(&both, "the async hook saw the payload");
+    // A sync hook's answer is the response, in place of the evaluation.
+    same(
+        &request("(set .ipc.on.sync (fn [m] (list 'seen m)))", false),
+        "binding the sync hook",
+    );
+    let got = same(&request("(+ 1 2)", false), "the sync hook answers");
+    let (_, obj) = decode_frame_owned(&got, &Limits::default()).unwrap();
+    assert_eq!(
+        obj,
+        raywire::RayObj::list(vec![
+            // A quoted symbol literal keeps its quoted flag on the wire.
+            raywire::RayObj::Atom(raywire::Atom {
+                value: raywire::Scalar::Symbol("seen".into()),
+                flags: raywire::types::ATOM_FLAG_QUOTED,
+            }),
+            raywire::RayObj::string("(+ 1 2)")
+        ])
+    );
+}

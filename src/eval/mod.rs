@@ -92,6 +92,24 @@ impl Host for NoHost {
     }
 }
 
+/// The connection hooks a query may bind although their names are reserved:
+/// a server calls the lambda bound to `.ipc.on.sync` (`.ipc.on.async`) with
+/// each sync (async) request instead of evaluating it, and the one bound to
+/// `.ipc.on.open` (`.ipc.on.close`) with a connection's handle when it opens
+/// (closes).
+pub const IPC_HOOKS: [&str; 5] = [
+    ".ipc.on.open",
+    ".ipc.on.close",
+    ".ipc.on.sync",
+    ".ipc.on.async",
+    ".ipc.on.auth",
+];
+
+/// Whether `name` is one of the [`IPC_HOOKS`].
+pub(crate) fn is_ipc_hook(name: &str) -> bool {
+    IPC_HOOKS.contains(&name)
+}
+
 /// The name prefix of the marker objects [`Ctx::call_def_with`] passes for
 /// evaluated arguments. A NUL cannot occur in a builtin's name on the wire (it
 /// ends the name there), so no query can forge one.
@@ -241,6 +259,38 @@ impl Evaluator {
             self.publish(current, writes);
         }
         (result, printed)
+    }
+
+    /// Calls the lambda bound to global `hook` with `arg` (not evaluated), if a
+    /// lambda is bound there: how a server runs the [`IPC_HOOKS`]. `None`
+    /// when there is no such lambda; otherwise the result and what it printed.
+    ///
+    /// ```
+    /// use raywire::eval::{Evaluator, NoHost};
+    /// use raywire::RayObj;
+    /// let ev = Evaluator::new();
+    /// assert!(ev.call_hook(".ipc.on.sync", RayObj::from(1i64), &NoHost).is_none());
+    /// ev.eval_str("(set .ipc.on.sync (fn [m] (list 'got m)))");
+    /// let (r, _) = ev.call_hook(".ipc.on.sync", RayObj::string("(+ 1 2)"), &NoHost).unwrap();
+    /// assert_eq!(
+    ///     *r.unwrap(),
+    ///     RayObj::list(vec![RayObj::symbol("got"), RayObj::string("(+ 1 2)")])
+    /// );
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn call_hook(
+        &self,
+        hook: &str,
+        arg: RayObj,
+        host: &dyn Host,
+    ) -> Option<(Result<Arc<RayObj>, EvalError>, String)> {
+        let f = self.snapshot().map.get(hook).cloned()?;
+        if !matches!(*f, RayObj::Lambda(_)) {
+            return None;
+        }
+        let quoted = RayObj::list(vec![value::name_sym("quote"), arg]);
+        let expr = RayObj::list(vec![(*f).clone(), quoted]);
+        Some(self.eval_obj_printed(&expr, host))
     }
 
     /// The value bound to a global name, if any.
