@@ -12,12 +12,12 @@
 //! assert_eq!(conn.execute("(count x)").unwrap(), raywire::RayObj::from(10i64));
 //! ```
 
+use crate::codec::MsgType;
 use crate::eval::{EvalError, Evaluator, Host, NoHost};
 use crate::fanout::{Fanout, FanoutConfig, FanoutService};
-use crate::codec::MsgType;
 use crate::server::{ConnId, Request, Server, ServerConfig, ServerError, Service};
-use std::net::SocketAddr;
 use crate::{Atom, RayObj, RayView, Scalar};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 /// Evaluates the frames clients send: a string is Rayfall source, anything else an

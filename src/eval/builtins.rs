@@ -6,8 +6,8 @@
 //! helpers while `ops` knows nothing of `query`: the dependencies go one way.
 
 use super::control;
-pub(crate) use super::ops::Def;
 use super::ops;
+pub(crate) use super::ops::Def;
 use super::query;
 
 /// The builtin called `name`, if raywire knows it.

@@ -344,9 +344,10 @@ fn filter(_cx: &mut Ctx, x: &RayObj, mask: &RayObj) -> R<RayObj> {
 fn filter_vector(c: &RayObj, idx: &[Option<usize>]) -> R<RayObj> {
     match c {
         RayObj::Vector(v) => {
-            let any_null = idx.iter().flatten().any(|&i| {
-                value::vec_atom(v, i).is_some_and(|a| a.flags & ATOM_FLAG_NULL != 0)
-            });
+            let any_null = idx
+                .iter()
+                .flatten()
+                .any(|&i| value::vec_atom(v, i).is_some_and(|a| a.flags & ATOM_FLAG_NULL != 0));
             let attrs = if any_null {
                 crate::types::ATTR_HAS_NULLS
             } else {
@@ -517,10 +518,7 @@ fn try_(cx: &mut Ctx, args: &[RayObj]) -> R<V> {
         Err(e) if lambda::is_return(&e) => return Err(e),
         Err(_) => {}
     }
-    let raised = cx
-        .raised
-        .take()
-        .unwrap_or(V::Own(RayObj::from(0i64)));
+    let raised = cx.raised.take().unwrap_or(V::Own(RayObj::from(0i64)));
     let handler = cx.eval(&args[1])?;
     let callable = match &*handler {
         RayObj::Lambda(_) => true,

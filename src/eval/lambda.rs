@@ -39,7 +39,9 @@ pub(crate) fn special_fn(cx: &mut Ctx, args: &[RayObj]) -> R<V> {
     }
     let params = &args[0];
     let reserved = match params {
-        RayObj::Vector(Vector::Symbol(v)) => v.iter().find(|s| s.as_str().starts_with('.')).cloned(),
+        RayObj::Vector(Vector::Symbol(v)) => {
+            v.iter().find(|s| s.as_str().starts_with('.')).cloned()
+        }
         RayObj::List(l) => l
             .items
             .iter()
@@ -126,12 +128,7 @@ pub(crate) fn call(cx: &mut Ctx, f: &V, args: Vec<V>) -> R<V> {
         );
     }
     if names.len() != args.len() {
-        bail!(
-            "arity",
-            "expected {} args, got {}",
-            names.len(),
-            args.len()
-        );
+        bail!("arity", "expected {} args, got {}", names.len(), args.len());
     }
     let mut scopes = Vec::with_capacity(2);
     if let Some(c) = &l.closure {

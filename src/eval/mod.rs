@@ -26,14 +26,29 @@
 //! enlist key value reverse where`, `table`, `select` (with `from: where: by:` and
 //! named expressions), `insert`, `upsert` and `version`.
 //!
+//! Lambdas `(fn [params] body...)` are the core's: a call binds `self` and the
+//! parameters in a frame of its own (the caller's locals are not visible; the
+//! locals visible where the lambda was made travel with it as its closure,
+//! captured by value), every `let` in the body binds in that frame, `set`
+//! writes globals, `(return x)` ends the call, and a wrong argument count is
+//! `arity`. The iterators `map pmap map-left map-right fold fold-left
+//! fold-right fold-while scan scan-left scan-right apply filter` call any
+//! function value as the core's do; `try`/`raise`, `eval`/`parse`, `timeit`
+//! and `print`/`println` complete the control forms. What a query prints is
+//! written to standard output when it ends, or handed back by
+//! [`Evaluator::eval_obj_printed`] (a server's answer to the verbose header flag).
+//!
 //! Deliberate differences from the core:
 //!
 //! * `(+ 1 2 3)` and the other arithmetic operators (`+ - * / % div`) fold over
 //!   more than two arguments, left to right; the core answers `arity`.
 //! * `(version)` answers raywire's version as a string; the core has no such name.
-//! * Lambdas (`fn`) and the many builtins outside the subset answer `nyi` when
-//!   they reach the evaluator as a value, or `name` when called by name, as any
-//!   unknown name does.
+//! * Recursion is bounded by the evaluation depth (512 nested evaluations, as
+//!   the core's tree walker); the core's compiled lambdas stop at a stack of
+//!   their own, so the deepest recursion each accepts differs.
+//! * The many builtins outside the subset answer `nyi` when they reach the
+//!   evaluator as a value, or `name` when called by name, as any unknown name
+//!   does.
 //!
 //! # Isolation
 //!
@@ -345,6 +360,8 @@ fn unshare(a: Arc<RayObj>) -> RayObj {
 /// ones run on a thread with a large stack, so recursion limits (the core's 1024
 /// reader levels and 512 evaluation levels) hold without overflowing.
 const SHALLOW: usize = 48;
+/// The name of the threads [`on_deep_stack`] makes.
+const DEEP_THREAD: &str = "raywire-eval";
 /// Stack size of the thread that evaluates deeply nested queries.
 const DEEP_STACK: usize = 256 << 20;
 
@@ -359,7 +376,7 @@ fn on_deep_stack<T: Send>(
     }
     std::thread::scope(|s| {
         match std::thread::Builder::new()
-            .name("raywire-eval".into())
+            .name(DEEP_THREAD.into())
             .stack_size(DEEP_STACK)
             .spawn_scoped(s, f)
         {
@@ -442,14 +459,16 @@ fn run(
         returning: None,
         lambda_depth: 0,
         printed: String::new(),
+        stack_base: stack_addr(),
+        deep: std::thread::current().name() == Some(DEEP_THREAD),
     };
     let r = cx.eval(expr).map(V::into_arc);
     // A stray `return` marker (one no lambda call took back) is its value.
     let r = match r {
-        Err(e) if lambda::is_return(&e) => Ok(cx.returning.take().map_or_else(
-            || Arc::new(RayObj::Null),
-            V::into_arc,
-        )),
+        Err(e) if lambda::is_return(&e) => Ok(cx
+            .returning
+            .take()
+            .map_or_else(|| Arc::new(RayObj::Null), V::into_arc)),
         r => r,
     };
     let writes = if r.is_ok() { cx.writes } else { HashMap::new() };
@@ -506,6 +525,22 @@ pub(crate) struct Ctx<'g> {
     pub(crate) lambda_depth: usize,
     /// What `print` and `println` wrote.
     pub(crate) printed: String,
+    /// Where this thread's part of the evaluation began on its stack.
+    stack_base: usize,
+    /// Whether the evaluation runs on a thread with a large stack already.
+    deep: bool,
+}
+
+/// Stack a query may use on the thread that runs it before the rest of its
+/// evaluation moves to a thread with a large stack: recursion through lambdas
+/// nests deeply from shallow source, and a worker's stack can be small.
+const STACK_SWITCH: usize = 256 << 10;
+
+/// An address on the current thread's stack, to measure how much is in use.
+#[inline(never)]
+fn stack_addr() -> usize {
+    let here = 0u8;
+    std::ptr::from_ref(&here) as usize
 }
 
 impl Ctx<'_> {
@@ -596,9 +631,27 @@ impl Ctx<'_> {
         if self.depth >= MAX_EVAL_DEPTH {
             bail!("limit", "eval depth exceeded");
         }
+        if !self.deep && self.stack_base.saturating_sub(stack_addr()) > STACK_SWITCH {
+            return self.eval_deep(expr);
+        }
         self.depth += 1;
         let r = self.eval_inner(expr);
         self.depth -= 1;
+        r
+    }
+
+    /// Evaluates `expr` on a thread with a large stack (see [`STACK_SWITCH`]);
+    /// later evaluations nested in it stay there.
+    #[cold]
+    fn eval_deep(&mut self, expr: &RayObj) -> R<V> {
+        let (base, deep) = (self.stack_base, self.deep);
+        let r = on_deep_stack(true, || {
+            self.deep = true;
+            self.stack_base = stack_addr();
+            self.eval(expr)
+        });
+        self.stack_base = base;
+        self.deep = deep;
         r
     }
 

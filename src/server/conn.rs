@@ -381,9 +381,9 @@ fn answer(inner: &Inner, conn: &Conn, frame: &RxFrame) -> Result<(), DecodeError
         }
     }))
     .unwrap_or_else(|_| {
-            tracing::error!(peer = %conn.peer, "the service panicked on a request");
-            Arc::new(RayObj::error("domain"))
-        });
+        tracing::error!(peer = %conn.peer, "the service panicked on a request");
+        Arc::new(RayObj::error("domain"))
+    });
     if header.msgtype == MsgType::Sync {
         // Queued, never waited for: a client that does not read holds no worker.
         let _ = conn.send_obj(result, MsgType::Response);
