@@ -285,11 +285,11 @@ impl Evaluator {
     /// use raywire::RayObj;
     /// let ev = Evaluator::new();
     /// assert!(ev.call_hook(".ipc.on.sync", RayObj::from(1i64), &NoHost).is_none());
-    /// ev.eval_str("(set .ipc.on.sync (fn [m] (list 'got m)))");
+    /// ev.eval_str("(set .ipc.on.sync (fn [m] (list (count m) m)))");
     /// let (r, _) = ev.call_hook(".ipc.on.sync", RayObj::string("(+ 1 2)"), &NoHost).unwrap();
     /// assert_eq!(
     ///     *r.unwrap(),
-    ///     RayObj::list(vec![RayObj::symbol("got"), RayObj::string("(+ 1 2)")])
+    ///     RayObj::list(vec![RayObj::from(7i64), RayObj::string("(+ 1 2)")])
     /// );
     /// ```
     #[allow(clippy::type_complexity)]
