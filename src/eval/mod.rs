@@ -111,7 +111,8 @@ impl Host for NoHost {
 /// a server calls the lambda bound to `.ipc.on.sync` (`.ipc.on.async`) with
 /// each sync (async) request instead of evaluating it, and the one bound to
 /// `.ipc.on.open` (`.ipc.on.close`) with a connection's handle when it opens
-/// (closes).
+/// (closes). `.ipc.on.auth` may be bound, as in the core, but raywire's server
+/// checks credentials only against its configuration.
 pub const IPC_HOOKS: [&str; 5] = [
     ".ipc.on.open",
     ".ipc.on.close",
