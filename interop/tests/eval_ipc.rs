@@ -116,3 +116,24 @@ fn connection_hooks_run_as_in_the_core() {
         ])
     );
 }
+
+#[test]
+fn a_lambda_sent_over_the_wire_is_called_as_in_the_core() {
+    let core = CoreServer::start();
+    let (_ray, ours) = raywire_server();
+    // Expressions whose head is a lambda object the core serialized itself.
+    for expr in [
+        "(list (fn [x] (* x 2)) 21)",
+        "(list (fn [x y] (+ x y)) 1)",
+        "(list (do (let k 5) (fn [x] (+ x k))) 1)",
+        "(list map (fn [x] (* x x)) [1 2 3])",
+    ] {
+        let frame = interop::with_msgtype(
+            &interop::core_ser(expr).expect("the core serializes it"),
+            interop::MSG_SYNC,
+        );
+        let want = raw_exchange(core.port(), None, &frame).expect("the core answers");
+        let got = raw_exchange(ours.port(), None, &frame).expect("raywire answers");
+        assert_eq!(hex(&got), hex(&want), "{expr}");
+    }
+}
