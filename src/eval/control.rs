@@ -483,7 +483,9 @@ fn apply(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
     }
     let f = &vals[0];
     let (a, b) = (&vals[1], &vals[2]);
-    if matches!(**a, RayObj::Atom(_)) && matches!(**b, RayObj::Atom(_)) {
+    // The untyped null counts as an atom here, as in the core.
+    let atom = |o: &RayObj| matches!(o, RayObj::Atom(_) | RayObj::Null);
+    if atom(a) && atom(b) {
         return call_value(cx, f, vec![a.clone(), b.clone()]).map(V::into_obj);
     }
     if !is_collection(a) || !is_collection(b) {
