@@ -34,6 +34,12 @@ fn verbose_requests_answer_what_they_printed_beside_the_result() {
         ("(+ 1 'a)", true),
         ("(println 42)", false),
         ("(map (fn [x] (println x)) [1 2])", true),
+        (
+            "(println 5i 2024.01.01 {a: 1} [1.5 2.5] (list 1.5 [1 2]) 0Nf -0.0 1e-300 'a \"\" 09:30:00)",
+            true,
+        ),
+        ("(println \"%\" \"x %\" 1 2)", true),
+        ("(println (fn [x] x) + (table [a] (list [1])) null)", true),
     ];
     for (text, verbose) in cases {
         let req = request(text, verbose);
