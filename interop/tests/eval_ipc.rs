@@ -124,7 +124,7 @@ fn connection_hooks_run_as_in_the_core() {
 }
 
 #[test]
-fn a_lambda_sent_over_the_wire_is_called_as_in_the_core() {
+fn objects_sent_as_requests_are_evaluated_as_in_the_core() {
     let core = CoreServer::start();
     let (_ray, ours) = raywire_server();
     // Expressions whose head is a lambda object the core serialized itself.
@@ -133,6 +133,11 @@ fn a_lambda_sent_over_the_wire_is_called_as_in_the_core() {
         "(list (fn [x y] (+ x y)) 1)",
         "(list (do (let k 5) (fn [x] (+ x k))) 1)",
         "(list map (fn [x] (* x x)) [1 2 3])",
+        // Argument lists that cannot be calls are data, as the core reads them.
+        "(list (quote count) (quote (1 2 3)))",
+        "(list (quote first) (quote (zz_unknown 1)))",
+        "(list (quote count) (quote (+ 1 2)))",
+        "(list (quote zz_unknown) 1)",
     ] {
         let frame = interop::with_msgtype(
             &interop::core_ser(expr).expect("the core serializes it"),
@@ -142,4 +147,34 @@ fn a_lambda_sent_over_the_wire_is_called_as_in_the_core() {
         let got = raw_exchange(ours.port(), None, &frame).expect("raywire answers");
         assert_eq!(hex(&got), hex(&want), "{expr}");
     }
+}
+
+#[test]
+fn a_subscriber_applies_async_upd_messages_through_its_lambda() {
+    let core = CoreServer::start();
+    let (_ray, ours) = raywire_server();
+    let same = |frame: &[u8], what: &str| {
+        let want = raw_exchange(core.port(), None, frame).expect("the core answers");
+        let got = raw_exchange(ours.port(), None, frame).expect("raywire answers");
+        assert_eq!(hex(&got), hex(&want), "{what}");
+    };
+    same(
+        &request(
+            "(set feed (table [sym px] (list [a] [1.0]))) (set upd (fn [t x] (insert t x)))",
+            false,
+        ),
+        "the subscriber's table and upd",
+    );
+    // A publisher's updates: async `(upd 'feed rows)` expressions, then a query.
+    let mut frames = Vec::new();
+    for rows in ["(list 'b 2.0)", "(list [c d] [3.0 4.0])"] {
+        let expr = format!("(list (quote upd) (quote 'feed) {rows})");
+        let f = interop::with_msgtype(
+            &interop::core_ser(&expr).expect("the core serializes it"),
+            interop::MSG_ASYNC,
+        );
+        frames.extend(f);
+    }
+    frames.extend(request("feed", false));
+    same(&frames, "the table after the updates");
 }

@@ -192,14 +192,16 @@ impl Evaluator {
     ) -> (Result<Arc<RayObj>, EvalError>, String) {
         on_deep_stack(source_depth(src) > SHALLOW, || {
             let expr = parse::parse(src)?;
-            Ok(self.eval_checked(&expr, host))
+            Ok(self.eval_checked(&expr, host, false))
         })
         .unwrap_or_else(|e| (Err(e), String::new()))
     }
 
     /// Evaluates an object received as a query: a list whose head is a symbol or
     /// a builtin is a call, a symbol is a name, anything else evaluates to itself
-    /// (as a dictionary does).
+    /// (as a dictionary does). As in the core, a list among the arguments (at
+    /// any depth) whose head is an unknown name or not a function is data: it
+    /// evaluates to itself instead of failing.
     pub fn eval_obj(&self, expr: &RayObj) -> RayObj {
         self.try_eval_obj(expr).unwrap_or_else(|e| e.to_obj())
     }
@@ -245,7 +247,7 @@ impl Evaluator {
         host: &dyn Host,
     ) -> (Result<Arc<RayObj>, EvalError>, String) {
         on_deep_stack(obj_depth(expr) > SHALLOW, || {
-            Ok(self.eval_checked(expr, host))
+            Ok(self.eval_checked(expr, host, true))
         })
         .unwrap_or_else(|e| (Err(e), String::new()))
     }
@@ -256,9 +258,10 @@ impl Evaluator {
         &self,
         expr: &RayObj,
         host: &dyn Host,
+        received: bool,
     ) -> (Result<Arc<RayObj>, EvalError>, String) {
         let snap = self.snapshot();
-        let (result, writes, printed) = run(&snap.map, expr, host);
+        let (result, writes, printed) = run(&snap.map, expr, host, received);
         if writes.is_empty() || result.is_err() {
             return (result, printed);
         }
@@ -270,7 +273,7 @@ impl Evaluator {
         }
         // Someone committed in between: run again against the new state, holding
         // the commit lock so nobody else can.
-        let (result, writes, printed) = run(&current.map, expr, host);
+        let (result, writes, printed) = run(&current.map, expr, host, received);
         if result.is_ok() && !writes.is_empty() {
             self.publish(current, writes);
         }
@@ -442,12 +445,19 @@ fn obj_depth(o: &RayObj) -> usize {
 }
 
 /// Evaluates `expr` against `globals`, returning the result, the writes made
-/// and the text printed.
+/// and the text printed. A `received` expression (an object a client sent)
+/// evaluates its argument lists as the core does a message's: see
+/// [`literal_lists`].
 fn run(
     globals: &HashMap<String, Arc<RayObj>>,
     expr: &RayObj,
     host: &dyn Host,
+    received: bool,
 ) -> (R<Arc<RayObj>>, HashMap<String, Arc<RayObj>>, String) {
+    let mut literal = std::collections::HashSet::new();
+    if received && let RayObj::List(l) = expr {
+        literal_lists(&l.items[l.items.len().min(1)..], &mut literal);
+    }
     let mut cx = Ctx {
         globals,
         host,
@@ -462,6 +472,7 @@ fn run(
         printed: String::new(),
         stack_base: stack_addr(),
         deep: std::thread::current().name() == Some(DEEP_THREAD),
+        literal,
     };
     let r = cx.eval(expr).map(V::into_arc);
     // A stray `return` marker (one no lambda call took back) is its value.
@@ -502,6 +513,21 @@ impl Scope {
     }
 }
 
+/// Collects (by address) every list among `items` and, recursively, inside
+/// them: the argument lists of a received message. The core evaluates such a
+/// list as a call when it can, and as the list itself (data) when its head is
+/// an unknown name or not a function, so `(upd 'trades (list [a b] [1 2]))`
+/// sent as an object carries its rows as they are.
+fn literal_lists(items: &[RayObj], out: &mut std::collections::HashSet<usize>) {
+    let mut stack: Vec<&RayObj> = items.iter().collect();
+    while let Some(o) = stack.pop() {
+        if let RayObj::List(l) = o {
+            out.insert(std::ptr::from_ref(l) as usize);
+            stack.extend(l.items.iter());
+        }
+    }
+}
+
 /// The table whose columns a query expression sees by name.
 pub(crate) struct QueryFrame {
     pub table: Arc<RayObj>,
@@ -530,6 +556,9 @@ pub(crate) struct Ctx<'g> {
     stack_base: usize,
     /// Whether the evaluation runs on a thread with a large stack already.
     deep: bool,
+    /// The lists of a received message that are data when they cannot be
+    /// calls (see [`literal_lists`]), by address.
+    literal: std::collections::HashSet<usize>,
 }
 
 /// Stack a query may use on the thread that runs it before the rest of its
@@ -672,7 +701,13 @@ impl Ctx<'_> {
                 }
                 Ok(V::Own(expr.clone()))
             }
-            RayObj::List(l) if !l.items.is_empty() => self.call(&l.items),
+            RayObj::List(l) if !l.items.is_empty() => {
+                let literal = !self.literal.is_empty()
+                    && self.literal.contains(&(std::ptr::from_ref(l) as usize));
+                Ok(self
+                    .call(&l.items, literal)?
+                    .unwrap_or_else(|| V::Own(expr.clone())))
+            }
             RayObj::Builtin(b) if b.name.starts_with(LIT_MARK) => {
                 match b.name[LIT_MARK.len()..]
                     .parse::<usize>()
@@ -688,7 +723,9 @@ impl Ctx<'_> {
     }
 
     /// Evaluates a call `(head args...)`.
-    fn call(&mut self, items: &[RayObj]) -> R<V> {
+    /// `None` when the list is `literal` data (see [`literal_lists`]) whose
+    /// head is an unknown name or not a function.
+    fn call(&mut self, items: &[RayObj], literal: bool) -> R<Option<V>> {
         if let Some(name) = name_of(&items[0])
             && self.host.provides(name)
             && !self.bound(name)
@@ -698,14 +735,23 @@ impl Ctx<'_> {
                 .into_iter()
                 .map(V::into_obj)
                 .collect();
-            return self.host.call(name, &args).map(V::Own);
+            return self.host.call(name, &args).map(|v| Some(V::Own(v)));
         }
-        let head = self.eval(&items[0])?;
+        let unknown = |e: &EvalError| literal && e.code == "name";
+        let head = match self.eval(&items[0]) {
+            Ok(h) => h,
+            Err(e) if unknown(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let head = match &*head {
             RayObj::Atom(_) => match value::sym_of(&head) {
                 Some(s) => {
                     let s = s.to_owned();
-                    self.resolve(&s)?
+                    match self.resolve(&s) {
+                        Ok(f) => f,
+                        Err(e) if unknown(&e) => return Ok(None),
+                        Err(e) => return Err(e),
+                    }
                 }
                 None => head,
             },
@@ -713,13 +759,14 @@ impl Ctx<'_> {
         };
         match &*head {
             RayObj::Builtin(b) => match builtins::lookup(&b.name) {
-                Some(f) => f.call(self, &items[1..]),
+                Some(f) => f.call(self, &items[1..]).map(Some),
                 None => bail!("nyi", "builtin '{}' is not supported by raywire", b.name),
             },
             RayObj::Lambda(_) => {
                 let args = self.eval_args(&items[1..])?;
-                lambda::call(self, &head, args)
+                lambda::call(self, &head, args).map(Some)
             }
+            _ if literal => Ok(None),
             other => bail!(
                 "type",
                 "eval: head of list is not callable, got {}",
