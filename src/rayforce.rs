@@ -12,10 +12,12 @@
 //! assert_eq!(conn.execute("(count x)").unwrap(), raywire::RayObj::from(10i64));
 //! ```
 
+use crate::codec::MsgType;
 use crate::eval::{EvalError, Evaluator, Host, NoHost};
 use crate::fanout::{Fanout, FanoutConfig, FanoutService};
-use crate::server::{Request, Server, ServerConfig, ServerError, Service};
+use crate::server::{ConnId, Request, Server, ServerConfig, ServerError, Service};
 use crate::{Atom, RayObj, RayView, Scalar};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 /// Evaluates the frames clients send: a string is Rayfall source, anything else an
@@ -51,6 +53,12 @@ impl Service for EvalService {
     }
 
     fn handle_shared(&self, req: Request<'_>) -> Arc<RayObj> {
+        let (r, printed) = self.handle_printed(req);
+        crate::eval::print_out(&printed);
+        r
+    }
+
+    fn handle_printed(&self, req: Request<'_>) -> (Arc<RayObj>, String) {
         let pubsub;
         let host: &dyn Host = match self.fanout.get() {
             Some(f) => {
@@ -59,14 +67,41 @@ impl Service for EvalService {
             }
             None => &NoHost,
         };
-        let r = match &req.payload {
+        let hook = if req.msgtype == MsgType::Sync {
+            ".ipc.on.sync"
+        } else {
+            ".ipc.on.async"
+        };
+        if let Some((r, printed)) = self.eval.call_hook(hook, req.payload.to_owned(), host) {
+            return (r.unwrap_or_else(|e| Arc::new(e.to_obj())), printed);
+        }
+        let (r, printed) = match &req.payload {
             RayView::Atom(Atom {
                 value: Scalar::Str(src),
                 ..
-            }) => self.eval.eval_str_shared(src, host),
-            other => self.eval.eval_obj_shared(&other.to_owned(), host),
+            }) => self.eval.eval_str_printed(src, host),
+            other => self.eval.eval_obj_printed(&other.to_owned(), host),
         };
-        r.unwrap_or_else(|e| Arc::new(e.to_obj()))
+        (r.unwrap_or_else(|e| Arc::new(e.to_obj())), printed)
+    }
+
+    fn opened(&self, conn: ConnId, _peer: SocketAddr) {
+        self.lifecycle(".ipc.on.open", conn);
+    }
+
+    fn closed(&self, conn: ConnId) {
+        self.lifecycle(".ipc.on.close", conn);
+    }
+}
+
+impl EvalService {
+    /// Runs a connection hook with the connection's handle; as in the core, its
+    /// result and errors go nowhere.
+    fn lifecycle(&self, hook: &str, conn: ConnId) {
+        let handle = RayObj::from(i64::try_from(conn).unwrap_or(i64::MAX));
+        if let Some((_, printed)) = self.eval.call_hook(hook, handle, &NoHost) {
+            crate::eval::print_out(&printed);
+        }
     }
 }
 

@@ -778,3 +778,163 @@ fn garbage_never_panics() {
         let _ = e.eval_obj(&obj);
     }
 }
+
+// ---------------------------------------------------------------- lambdas
+
+/// Every expected value below was read from the core (`rayforce` 1.4.0).
+#[test]
+fn lambdas_call_recurse_and_close_over_locals() {
+    let e = Evaluator::new();
+    assert_eq!(e.eval_str("((fn [x y] (+ x y)) 3 4)"), i(7));
+    assert_eq!(e.eval_str("((fn [] 42))"), i(42));
+    e.eval_str("(set fact (fn [n] (if (<= n 1) 1 (* n (fact (- n 1))))))");
+    assert_eq!(e.eval_str("(fact 10)"), i(3_628_800));
+    e.eval_str("(set fact2 (fn [n] (if (<= n 1) 1 (* n (self (- n 1))))))");
+    assert_eq!(e.eval_str("(fact2 5)"), i(120));
+    // A closure keeps the value a local had when the lambda was made.
+    assert_eq!(
+        e.eval_str("(do (let k 3) (let g (fn [x] (+ x k))) (let k 100) (g 1))"),
+        i(4)
+    );
+    e.eval_str("(set mk (fn [n] (fn [x] (+ x n))))");
+    assert_eq!(e.eval_str("((mk 10) 5)"), i(15));
+    // The caller's locals are not the callee's.
+    e.eval_str("(set peek (fn [] hidden))");
+    assert_eq!(
+        e.eval_str("(do (let hidden 1) (peek))"),
+        RayObj::error("name")
+    );
+    // `let` in a body binds in the call's frame, even inside a `do`.
+    assert_eq!(e.eval_str("((fn [] (do (let a 1)) a))"), i(1));
+    // `set` writes the global, never the parameter.
+    assert_eq!(e.eval_str("((fn [x] (set x 5) x) 1)"), i(1));
+    assert_eq!(e.eval_str("x"), i(5));
+    assert_eq!(e.eval_str("((fn [x] (return (* x 2)) 99) 4)"), i(8));
+}
+
+#[test]
+fn lambda_errors_are_the_cores() {
+    assert_eq!(code("((fn [x] x))"), "arity");
+    assert_eq!(code("((fn [x] x) 1 2)"), "arity");
+    assert_eq!(code("(fn [x])"), "domain");
+    assert_eq!(code("(fn [.a] 1)"), "reserve");
+    assert_eq!(code("((fn [x] (+ x 'a)) 1)"), "type");
+    assert_eq!(code("(set deep (fn [n] (deep (+ n 1)))) (deep 0)"), "limit");
+}
+
+#[test]
+fn a_lambda_is_the_cores_wire_object() {
+    let RayObj::Lambda(l) = ev("(do (let a 5) (fn [x] (+ x a)))") else {
+        panic!("not a lambda");
+    };
+    assert_eq!(l.attrs, 1);
+    assert_eq!(l.params, syms(&["x"]));
+    assert_eq!(
+        l.body,
+        RayObj::list(vec![RayObj::list(vec![
+            RayObj::symbol("+"),
+            RayObj::symbol("x"),
+            RayObj::symbol("a")
+        ])])
+    );
+    assert_eq!(
+        l.closure,
+        Some(RayObj::dict(syms(&["a"]), RayObj::list(vec![i(5)])))
+    );
+    assert_eq!(ev("(type (fn [x] x))"), RayObj::symbol("?"));
+}
+
+#[test]
+fn iterators_answer_the_cores_shapes() {
+    assert_eq!(
+        ev("(map (fn [x] (* x 2)) [1 2 3])"),
+        RayObj::list(vec![i(2), i(4), i(6)])
+    );
+    assert_eq!(ev("(map (fn [x] x) [])"), RayObj::list(vec![]));
+    assert_eq!(
+        ev("(map + [1 2] [3 4])"),
+        RayObj::list(vec![
+            RayObj::from(vec![4i64, 5]),
+            RayObj::from(vec![5i64, 6])
+        ])
+    );
+    assert_eq!(ev("(fold + 10 [1 2 3])"), i(16));
+    assert_eq!(code("(fold + [])"), "domain");
+    assert_eq!(ev("(fold count [1 2 3])"), i(1));
+    assert_eq!(ev("(scan + [1 2 3])"), RayObj::from(vec![1i64, 3, 6]));
+    assert_eq!(
+        ev("(scan - [10 1 2])"),
+        RayObj::list(vec![i(10), i(9), i(7)])
+    );
+    assert_eq!(code("(scan + 10 [1 2 3])"), "type");
+    assert_eq!(ev("(apply + [1 2 3] [1])"), RayObj::list(vec![i(2)]));
+    assert_eq!(ev("(apply (fn [a b] (- a b)) 5 3)"), i(2));
+    assert_eq!(ev("(fold-right - [1 2 3])"), i(2));
+    assert_eq!(
+        ev("(filter [1 2 3 4] [true false true false])"),
+        RayObj::from(vec![1i64, 3])
+    );
+    assert_eq!(code("(map list [1 2])"), "type");
+}
+
+#[test]
+fn try_raise_eval_parse_timeit() {
+    assert_eq!(ev("(try (raise 99) (fn [e] e))"), i(99));
+    assert_eq!(ev("(try (+ 1 'a) (fn [e] e))"), i(0));
+    assert_eq!(ev("(try (raise 42) neg)"), i(-42));
+    assert_eq!(ev("(try (raise 5) 7)"), i(7));
+    assert_eq!(code("(raise 5)"), "domain");
+    assert_eq!(ev("(try ((fn [] (return 3) 4)) (fn [e] 'caught))"), i(3));
+    assert_eq!(ev("(eval (parse \"(* 6 7)\"))"), i(42));
+    assert_eq!(ev("(eval \"(+ 1 2)\")"), RayObj::string("(+ 1 2)"));
+    assert_eq!(code("(parse 1)"), "type");
+    assert_eq!(code("(parse \"(+ 1\")"), "parse");
+    assert_eq!(ev("(type (timeit (+ 1 2)))"), RayObj::symbol("f64"));
+    assert_eq!(code("(timeit)"), "arity");
+}
+
+#[test]
+fn print_output_is_captured_for_the_query_that_made_it() {
+    let e = Evaluator::new();
+    let run = |src: &str| {
+        let expr = raywire::RayObj::string(src);
+        let (r, printed) = e.eval_str_printed(src, &raywire::eval::NoHost);
+        drop(expr);
+        (r.map(|a| (*a).clone()), printed)
+    };
+    // Texts as the core's server captures them for a verbose request.
+    assert_eq!(
+        run("(println 1.5 [1 2] 'a \"s\" (list 1 \"a\") true 0Nl)"),
+        (
+            Ok(RayObj::Null),
+            "1.5 [1 2] 'a s [1 a] true 0Nl\n".to_owned()
+        )
+    );
+    assert_eq!(
+        run("(println \"a % b % c\" 1 'x \"s\")"),
+        (Ok(RayObj::Null), "a 1 b x c\n".to_owned())
+    );
+    assert_eq!(
+        run("(do (print 1e10 0.0001) (println (table [a] (list [1 2]))) 7)"),
+        (Ok(i(7)), "1e+10 0.0001<table 2x1>\n".to_owned())
+    );
+    // A failing query still hands back what it printed before failing.
+    let (r, printed) = run("(do (println 'x) (+ 1 'a))");
+    assert_eq!(r.unwrap_err().code, "type");
+    assert_eq!(printed, "'x\n");
+}
+
+#[test]
+fn deep_recursion_on_a_small_stack_ends_in_limit_not_a_crash() {
+    // A worker thread's stack can be small; evaluation moves to a large stack
+    // of its own when it needs one.
+    let h = std::thread::Builder::new()
+        .stack_size(512 << 10)
+        .spawn(|| {
+            let e = Evaluator::new();
+            e.eval_str("(set d (fn [n] (if (== n 0) 0 (+ 1 (d (- n 1))))))");
+            (e.eval_str("(d 100)"), e.eval_str("(d 100000)"))
+        })
+        .unwrap();
+    assert_eq!(h.join().unwrap(), (i(100), RayObj::error("limit")));
+}

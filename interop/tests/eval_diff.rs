@@ -219,3 +219,129 @@ fn corpus_agrees_with_core() {
         failures.len()
     );
 }
+
+/// Splits a yardstick assertion `lhs -- rhs` or `lhs !- code` at its marker
+/// (outside string literals); `None` for a plain line.
+fn split_assertion(s: &str) -> Option<(&str, &str, &str)> {
+    let b = s.as_bytes();
+    let (mut in_str, mut esc) = (false, false);
+    for i in 0..b.len() {
+        let c = b[i];
+        if in_str {
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        if c == b'"' {
+            in_str = true;
+        } else if c == b';' {
+            return None;
+        } else if (c == b'-' || c == b'!')
+            && i > 0
+            && b[i - 1] == b' '
+            && b.get(i + 1) == Some(&b'-')
+            && b.get(i + 2) == Some(&b' ')
+        {
+            return Some((s[..i].trim(), &s[i..i + 2], s[i + 3..].trim()));
+        }
+    }
+    None
+}
+
+/// Joins a script's lines into complete forms: a line with unclosed brackets
+/// continues on the next.
+fn script_forms(text: &str) -> Vec<String> {
+    let mut forms = Vec::new();
+    let mut cur = String::new();
+    let mut depth = 0i64;
+    for line in text.lines() {
+        let t = line.trim();
+        if cur.is_empty() && (t.is_empty() || t.starts_with(';')) {
+            continue;
+        }
+        let (mut in_str, mut esc) = (false, false);
+        for &c in t.as_bytes() {
+            if in_str {
+                if esc {
+                    esc = false;
+                } else if c == b'\\' {
+                    esc = true;
+                } else if c == b'"' {
+                    in_str = false;
+                }
+                continue;
+            }
+            match c {
+                b'"' => in_str = true,
+                b';' => break,
+                b'(' | b'[' | b'{' => depth += 1,
+                b')' | b']' | b'}' => depth -= 1,
+                _ => {}
+            }
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(t);
+        if depth <= 0 {
+            forms.push(std::mem::take(&mut cur));
+            depth = 0;
+        }
+    }
+    if !cur.is_empty() {
+        forms.push(cur);
+    }
+    forms
+}
+
+/// A yardstick, not a test: runs one of the core's own `.rfl` scripts (path in
+/// `RAYWIRE_RFL_FILE`) through the core and raywire, and prints how many of the
+/// assertions the core passes raywire answers as the core does. The scripts
+/// are the core's code and are not part of this repository.
+#[test]
+#[ignore = "reads a core .rfl script named by RAYWIRE_RFL_FILE"]
+fn rfl_yardstick() {
+    let Ok(path) = std::env::var("RAYWIRE_RFL_FILE") else {
+        return;
+    };
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let verbose = std::env::var("RAYWIRE_RFL_VERBOSE").is_ok();
+    let ev = Evaluator::new();
+    let same = |a: &Outcome, b: &Outcome| match (a, b) {
+        (Outcome::Value(x), Outcome::Value(y)) => strip_attrs(x) == strip_attrs(y),
+        (Outcome::Error(x), Outcome::Error(y)) => x == y,
+        _ => false,
+    };
+    let (mut total, mut core_pass, mut agree) = (0, 0, 0);
+    for form in script_forms(&text) {
+        let Some((lhs, mark, rhs)) = split_assertion(&form) else {
+            let (core, ours) = (core_outcome(&form), our_outcome(&ev, &form));
+            if verbose {
+                eprintln!("FORM {form}\n  core    {core:?}\n  raywire {ours:?}");
+            }
+            continue;
+        };
+        total += 1;
+        let core = core_outcome(lhs);
+        let ours = our_outcome(&ev, lhs);
+        let passes = if mark == "--" {
+            same(&core, &core_outcome(rhs))
+        } else {
+            matches!(&core, Outcome::Error(c) if rhs.starts_with(c.as_str()) || c.starts_with(rhs))
+        };
+        if passes {
+            core_pass += 1;
+            if same(&core, &ours) {
+                agree += 1;
+            } else if verbose {
+                eprintln!("DIFF {lhs}\n  core    {core:?}\n  raywire {ours:?}");
+            }
+        }
+    }
+    println!("RFL {path} {total} {core_pass} {agree}");
+}

@@ -12,6 +12,10 @@ pub const WIRE_VERSION: u8 = 3;
 pub const HEADER_LEN: usize = 16;
 /// Header flag: the payload is compressed with the core's delta + run-length scheme.
 pub const FLAG_COMPRESSED: u8 = 0x01;
+/// Header flag of a request: answer with what its evaluation printed beside
+/// its result, as the two-item list `("printed text" result)` (the core's
+/// verbose flag, which its remote REPL sets).
+pub const FLAG_VERBOSE: u8 = 0x04;
 /// Header flag: the payload is compressed with lz4 (raywire's own, negotiated).
 pub const FLAG_LZ4: u8 = 0x08;
 
@@ -97,7 +101,9 @@ impl FrameHeader {
         if raw.endian != 0 {
             return Err(DecodeError::WrongEndian(raw.endian));
         }
-        let msgtype = MsgType::from_byte(raw.msgtype)?;
+        // A message type the protocol does not name is evaluated and not
+        // answered, as the core's reader does with it: an async message.
+        let msgtype = MsgType::from_byte(raw.msgtype).unwrap_or(MsgType::Async);
         let size = raw.size.get();
         let size = u64::try_from(size).map_err(|_| DecodeError::LengthPastEnd {
             offset: 8,
@@ -169,12 +175,13 @@ mod tests {
             FrameHeader::parse(&bad, 100),
             Err(DecodeError::WrongEndian(1))
         );
-        let mut bad = b;
-        bad[7] = 9;
+        let mut odd = b;
+        odd[7] = 9;
         assert_eq!(
-            FrameHeader::parse(&bad, 100),
-            Err(DecodeError::BadMsgType(9))
+            FrameHeader::parse(&odd, 100).map(|h| h.msgtype),
+            Ok(MsgType::Async)
         );
+        assert_eq!(MsgType::from_byte(9), Err(DecodeError::BadMsgType(9)));
         let mut bad = b;
         bad[15] = 0x80;
         assert!(matches!(

@@ -25,5 +25,6 @@ pub use encode::{
 };
 pub use error::{DecodeError, EncodeError};
 pub use header::{
-    FLAG_COMPRESSED, FLAG_LZ4, FrameHeader, HEADER_LEN, MsgType, PREFIX, RawHeader, WIRE_VERSION,
+    FLAG_COMPRESSED, FLAG_LZ4, FLAG_VERBOSE, FrameHeader, HEADER_LEN, MsgType, PREFIX, RawHeader,
+    WIRE_VERSION,
 };

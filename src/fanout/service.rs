@@ -233,6 +233,13 @@ impl Service for FanoutService {
         }
     }
 
+    fn handle_printed(&self, req: Request<'_>) -> (Arc<RayObj>, String) {
+        match self.intercept(req.conn, &req.payload) {
+            Some(r) => (Arc::new(r), String::new()),
+            None => self.inner.handle_printed(req),
+        }
+    }
+
     fn inlines(&self) -> bool {
         true
     }

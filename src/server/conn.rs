@@ -369,11 +369,21 @@ fn answer(inner: &Inner, conn: &Conn, frame: &RxFrame) -> Result<(), DecodeError
         payload: view,
         server: &inner.pusher,
     };
-    let result = catch_unwind(AssertUnwindSafe(|| inner.service.handle_shared(req)))
-        .unwrap_or_else(|_| {
-            tracing::error!(peer = %conn.peer, "the service panicked on a request");
-            Arc::new(RayObj::error("domain"))
-        });
+    // The core's verbose flag: the answer is the printed text and the result.
+    let verbose = flags & codec::FLAG_VERBOSE != 0;
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        if verbose {
+            let (r, printed) = inner.service.handle_printed(req);
+            let r = Arc::try_unwrap(r).unwrap_or_else(|r| (*r).clone());
+            Arc::new(RayObj::list(vec![RayObj::string(&printed), r]))
+        } else {
+            inner.service.handle_shared(req)
+        }
+    }))
+    .unwrap_or_else(|_| {
+        tracing::error!(peer = %conn.peer, "the service panicked on a request");
+        Arc::new(RayObj::error("domain"))
+    });
     if header.msgtype == MsgType::Sync {
         // Queued, never waited for: a client that does not read holds no worker.
         let _ = conn.send_obj(result, MsgType::Response);

@@ -268,6 +268,12 @@ pub trait Service: Send + Sync + 'static {
     fn handle_shared(&self, req: Request<'_>) -> Arc<RayObj> {
         Arc::new(self.handle(req))
     }
+    /// As [`Service::handle_shared`], for a request whose header carries
+    /// [`crate::codec::FLAG_VERBOSE`]: the result and the text its evaluation
+    /// printed, which the server sends back together. The default prints nothing.
+    fn handle_printed(&self, req: Request<'_>) -> (Arc<RayObj>, String) {
+        (self.handle_shared(req), String::new())
+    }
     /// Whether [`Service::inline`] may take some frames (false by default: every
     /// frame goes to a worker, decoded once).
     fn inlines(&self) -> bool {

@@ -250,11 +250,11 @@ fn special_set(cx: &mut Ctx, args: &[RayObj]) -> R<V> {
         );
     };
     let name = name.to_owned();
-    if name.starts_with('.') {
+    if name.starts_with('.') && !super::is_ipc_hook(&name) {
         bail!("reserve", "set: '{name}' is a reserved name");
     }
     let v = cx.eval(&args[1])?;
-    if name.contains('.') {
+    if name.contains('.') && !super::is_ipc_hook(&name) {
         // `a.b.c` sets key `c` of dictionary `a.b`, creating dictionaries on the way.
         let parts: Vec<&str> = name.split('.').collect();
         let root = cx.global(parts[0]).map(V::into_obj);
@@ -313,6 +313,9 @@ fn special_let(cx: &mut Ctx, args: &[RayObj]) -> R<V> {
         );
     };
     let name = name.to_owned();
+    if name.starts_with('.') && !super::is_ipc_hook(&name) {
+        bail!("reserve", "let: '{name}' is a reserved name");
+    }
     let v = cx.eval(&args[1])?;
     cx.set_local(&name, v.clone());
     Ok(v)
