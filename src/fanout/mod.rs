@@ -67,6 +67,7 @@
 //! [`Service`]: crate::server::Service
 
 mod frame;
+mod literal;
 mod relay;
 mod service;
 
@@ -240,7 +241,7 @@ fn deliver<C: std::borrow::Borrow<ConnHandle>>(
             .borrow()
             .try_push_frames(std::slice::from_ref(frame), limit)
         {
-            Ok(Pushed::Written) => out.delivered += 1,
+            Ok(Pushed::Written | Pushed::Gathered { .. }) => out.delivered += 1,
             Ok(Pushed::Queued { queued }) => {
                 out.delivered += 1;
                 out.hwm = out.hwm.max(queued);
@@ -729,6 +730,16 @@ impl Fanout {
         (n < PARALLEL_MIN).then(|| self.publish_view(topic, payload))
     }
 
+    /// As [`Fanout::publish_inline`], for a payload already built (a string
+    /// publication's literal).
+    pub(crate) fn publish_inline_obj(&self, topic: &str, payload: &RayObj) -> Option<RayObj> {
+        let n = self.topic(topic).map_or(0, |t| lock(&t.state).subs.len());
+        (n < PARALLEL_MIN).then(|| {
+            self.publish_to(topic, payload)
+                .map_or_else(|e| e.to_obj(), RayObj::from)
+        })
+    }
+
     fn publish_body(&self, topic: &str, body: Body<'_, '_>) -> Result<i64, FanoutError> {
         let Some(t) = self.topic(topic) else {
             return Ok(0);
@@ -790,7 +801,12 @@ impl Fanout {
         let framed = frames.len() as u64;
 
         // Deliver: on this thread, or shared with the helpers for a big topic.
-        let out = if st.subs.len() >= PARALLEL_MIN && !sh.helpers.is_empty() {
+        // In a batch (a burst of publications answered by one server thread)
+        // a delivery only appends to a queue, and the writes come when the
+        // batch ends: helpers would write one update per socket instead.
+        let parallel =
+            st.subs.len() >= PARALLEL_MIN && !sh.helpers.is_empty() && !crate::server::batching();
+        let out = if parallel {
             let conns = st.conns();
             let pass = Arc::new(Pass {
                 conns,

@@ -31,8 +31,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-/// Most queue entries taken out for one vectored write.
+/// Most frames of a direct push written by one vectored write.
 const FLUSH_ENTRIES: usize = 32;
+/// Most queue entries taken out for one vectored write: a batch gathered under
+/// a [`Cork`] (up to [`CORK_BYTES`] of small updates) leaves in one `writev`.
+const BATCH_ENTRIES: usize = 512;
 /// Most slices handed to one `writev` (Linux's `IOV_MAX`).
 const MAX_IOV: usize = 1024;
 /// Bytes a connection's queue may gather under a [`Cork`] before they are
@@ -179,7 +182,7 @@ impl Cork {
         })
     }
 
-    fn active() -> bool {
+    pub(super) fn active() -> bool {
         CORKING.with(Cell::get)
     }
 }
@@ -328,7 +331,12 @@ impl Output {
                     c.set(v);
                 });
             }
-            return Ok(Pushed::Queued { queued: tx.bytes });
+            if tx.armed {
+                // The socket is full: these bytes wait for it, not for the cork.
+                tx.hwm = tx.hwm.max(tx.bytes);
+                return Ok(Pushed::Queued { queued: tx.bytes });
+            }
+            return Ok(Pushed::Gathered { queued: tx.bytes });
         }
         if tx.held || tx.armed {
             // Whoever writes now (or the flusher, once the socket drains) sees it.
@@ -543,7 +551,7 @@ impl Output {
                 if batch.capacity() == 0 {
                     batch = std::mem::take(&mut tx.spare);
                 }
-                let n = tx.entries.len().min(FLUSH_ENTRIES);
+                let n = tx.entries.len().min(BATCH_ENTRIES);
                 batch.extend(tx.entries.drain(..n));
             }
             let (r, attempted) = if let [Entry::Bytes { data, sent }] = batch.as_slice() {
