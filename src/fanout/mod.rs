@@ -25,11 +25,22 @@
 //!   the frame for it and let its sequence numbers show the gap (`.mc.stats`
 //!   counts it). The publisher and the other subscribers never wait. A reply to
 //!   a subscriber's own request goes out behind the updates queued for it.
-//! - **Parallel writes.** A topic with [`PARALLEL_MIN`] subscribers or more is
+//! - **One write per subscriber per burst.** Publications that reach the server
+//!   together (a pipelining publisher) are answered in a batch, and a
+//!   subscriber's updates from the whole batch leave in one vectored write when
+//!   it is done ([`crate::server::batching`]); a lone publication leaves at
+//!   once. No timer, no delay.
+//! - **Cheap string publications.** `"(.mc.pub 'trades [1 2 3])"` with a plain
+//!   literal payload (numbers, or a vector of them) is recognised by its shape
+//!   and only its payload is parsed: no evaluation. Anything else goes to the
+//!   evaluator.
+//! - **Parallel writes.** Outside a batch (a [`Publisher`] in the server
+//!   process, a relay), a topic with [`PARALLEL_MIN`] subscribers or more is
 //!   written by the publishing thread and [`FanoutConfig::helpers`] helper
 //!   threads together, each taking the next few subscribers, so a large fan-out
 //!   uses every core; a publication is complete on every socket (written or
-//!   queued) before the next one on its topic starts.
+//!   queued) before the next one on its topic starts. In a batch a delivery only
+//!   appends to a queue, on the publishing thread.
 //! - **From Rust.** [`Fanout::publisher`] gives a [`Publisher`] for a topic inside
 //!   the server process; [`crate::ipc::Connection::subscribe`] and
 //!   [`crate::ipc::Connection::publish`] are the client side.

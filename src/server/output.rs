@@ -165,7 +165,11 @@ thread_local! {
 /// While held, what this thread queues is only queued; dropping it writes each
 /// touched queue with one vectored write, never blocking (a full socket is left
 /// to the flusher). The reactor holds one while it answers several frames of one
-/// read, so a subscriber gets all their deliveries in one write.
+/// read, and a worker for each turn it takes at a connection's frames (Redis's
+/// model: output made while handling a batch of input leaves when the batch is
+/// done, before the thread waits again), so a subscriber gets a burst's
+/// deliveries in one write, and a lone frame's answer still leaves at once. A
+/// queue that gathers [`CORK_BYTES`] is written without waiting for the end.
 pub(super) struct Cork {
     /// Only the thread that corked may uncork.
     _thread: std::marker::PhantomData<*const ()>,
