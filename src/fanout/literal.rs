@@ -150,6 +150,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_accepted_literal_is_what_the_evaluator_makes_of_it() {
+        let ev = crate::eval::Evaluator::new();
+        for lit in [
+            "[7 1 2 3 4 5]",
+            "[0]",
+            "[-1 -0 007 999999999999999999]",
+            "[1.5 -2.25 0.1 3.0]",
+            "[ 1\t2\n3\r4 ]",
+            "42",
+            "-42",
+            "0.001",
+            "-0.5",
+            "2024.01",
+        ] {
+            let p = source_pub(&format!("(.mc.pub 'x {lit})")).map(|p| p.payload);
+            assert_eq!(p, Some(ev.eval_str(lit)), "{lit}");
+        }
+    }
+
+    #[test]
     fn the_shape_is_recognised_and_everything_else_is_left_alone() {
         let p = source_pub("(.mc.pub 'trades [7 1 2 3 4 5])").map(|p| (p.topic, p.payload));
         assert_eq!(p, Some(("trades", RayObj::from(vec![7i64, 1, 2, 3, 4, 5]))));
