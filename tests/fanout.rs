@@ -959,7 +959,7 @@ fn try_push_frames_is_bounded_and_ordered() {
     let mut overflowed = false;
     for f in &frames {
         match h.try_push_frames(std::slice::from_ref(f), limit) {
-            Ok(Pushed::Written | Pushed::Queued { .. }) => sent += 1,
+            Ok(Pushed::Written | Pushed::Queued { .. } | Pushed::Gathered { .. }) => sent += 1,
             Err(PushError::Overflow { queued, limit: l }) => {
                 assert!(queued <= l);
                 overflowed = true;

@@ -1,5 +1,18 @@
-//! Fan-out: one publisher to 1, 10, 100 and 1,000 subscribers on loopback, 64-byte
-//! rows one per message and in batches of 100.
+//! Fan-out: one publisher to 1, 10, 100 and 1,000 subscribers on loopback.
+//!
+//! Two suites (`FANOUT_SUITE=issue`, the default; `rows`; or `all`):
+//!
+//! - `issue`: issue 11's cells. A raw publisher pipelines
+//!   `(.mc.pub 't [i 1 2 3 4 5])` as source text (134-byte updates) in one
+//!   write, to raw subscribers read by one `epoll` thread that checks every
+//!   update's sequence number and payload: 1 x 50,000, 10 x 20,000,
+//!   100 x 5,000 and 1,000 x 500 (subscribers x updates), deliveries/s for the
+//!   core's server and raywire's, beside two raw limits on the same sockets
+//!   (`raw one-write`: one `write` per subscriber per update; `raw batched`:
+//!   64 updates per write). Then publish-to-receive p50/p99 at 100 subscribers
+//!   while the publisher offers 5,000 updates/s at an even pace
+//!   (`FANOUT_PACED_SECS`, default 2), the publish time in the payload.
+//! - `rows`: 64-byte rows one per message and in batches of 100, as below.
 //!
 //! Contenders, interleaved configuration by configuration:
 //!
@@ -470,6 +483,373 @@ fn us(ns: u64) -> String {
     format!("{:.1}", ns as f64 / 1000.0)
 }
 
+// ---------------------------------------------------------------------------
+// Issue 11's cells: raw publisher, raw subscribers, string publications.
+
+/// The issue's cells: subscribers x updates.
+const CELLS: [(usize, usize); 4] = [(1, 50_000), (10, 20_000), (100, 5_000), (1000, 500)];
+/// Updates per write of the raw batched limit.
+const RAW_BATCH: usize = 64;
+/// The latency cell: subscribers, and the publisher's even rate.
+const PACED_SUBS: usize = 100;
+const PACED_RATE: u64 = 5_000;
+
+/// Raw writer contenders and the two servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cell {
+    RawOneWrite,
+    RawBatched,
+    Core,
+    Raywire,
+}
+
+impl Cell {
+    fn name(self) -> &'static str {
+        match self {
+            Cell::RawOneWrite => "raw one-write",
+            Cell::RawBatched => "raw batched",
+            Cell::Core => "core",
+            Cell::Raywire => "raywire",
+        }
+    }
+}
+
+/// `(.mc.pub 'topic [v 1 2 3 4 5])` as an async frame of source text, as the
+/// core's client sends it.
+fn pub_text(topic: &str, v: u64) -> Vec<u8> {
+    let src = format!("(.mc.pub '{topic} [{v} 1 2 3 4 5])");
+    let mut f = Vec::new();
+    codec::encode_frame(&RayObj::string(&src), MsgType::Async, &mut f);
+    f
+}
+
+/// The update a subscriber gets for `(.mc.pub 'topic [v 1 2 3 4 5])`.
+fn issue_update(topic: &str, seq: i64, v: u64) -> Vec<u8> {
+    upd_frame(topic, seq, RayObj::from(vec![v as i64, 1, 2, 3, 4, 5]))
+}
+
+/// Where a frame's sequence number and first payload element sit (after the
+/// header, list head, `upd`, the topic string and the seq atom's type byte and
+/// flags; then the quote list head, `quote` and the vector head).
+fn seq_at(topic: &str) -> usize {
+    16 + 10 + 6 + 10 + topic.len() + 2
+}
+
+/// What the receiving thread saw.
+struct Seen {
+    frames: u64,
+    last: u64,
+    /// Publish-to-receive per delivery (the first payload element is the
+    /// publish time), in the paced run.
+    latency: Vec<u64>,
+    /// The first problem: a gap, a repeat, a wrong payload.
+    bad: Option<String>,
+}
+
+/// Reads every socket until each has `per_sub` updates (or the deadline),
+/// checking that each socket's sequence numbers follow each other; with
+/// `timed`, the payload's first element is the publish time.
+fn receive_checked(socks: &[TcpStream], topic: &str, per_sub: u64, timed: bool) -> Seen {
+    use mio::unix::SourceFd;
+    let mut poll = mio::Poll::new().unwrap();
+    let mut events = mio::Events::with_capacity(1024);
+    for (k, s) in socks.iter().enumerate() {
+        s.set_nonblocking(true).unwrap();
+        poll.registry()
+            .register(
+                &mut SourceFd(&s.as_raw_fd()),
+                mio::Token(k),
+                mio::Interest::READABLE,
+            )
+            .unwrap();
+    }
+    let at = seq_at(topic);
+    let v_at = at + 8 + 10 + 8 + 10;
+    let len = issue_update(topic, 1, 0).len();
+    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); socks.len()];
+    let mut next_seq: Vec<Option<i64>> = vec![None; socks.len()];
+    let mut got: Vec<u64> = vec![0; socks.len()];
+    let mut chunk = vec![0u8; 1 << 20];
+    let expect = per_sub * socks.len() as u64;
+    let mut out = Seen {
+        frames: 0,
+        last: 0,
+        latency: Vec::new(),
+        bad: None,
+    };
+    let end = Instant::now() + DEADLINE;
+    while out.frames < expect && Instant::now() < end && out.bad.is_none() {
+        if poll
+            .poll(&mut events, Some(Duration::from_millis(50)))
+            .is_err()
+        {
+            continue;
+        }
+        for ev in events.iter() {
+            let k = ev.token().0;
+            let mut s = &socks[k];
+            loop {
+                let n = match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let t = now_ns();
+                let buf = &mut bufs[k];
+                buf.extend_from_slice(&chunk[..n]);
+                let mut off = 0;
+                while buf.len() - off >= len {
+                    let f = &buf[off..off + len];
+                    let size = u64::from_le_bytes(f[8..16].try_into().unwrap()) as usize;
+                    let seq = i64::from_le_bytes(f[at..at + 8].try_into().unwrap());
+                    let v = u64::from_le_bytes(f[v_at..v_at + 8].try_into().unwrap());
+                    let want = *next_seq[k].get_or_insert(seq);
+                    if size + 16 != len || seq != want {
+                        out.bad = Some(format!(
+                            "subscriber {k}: frame of {size} bytes, seq {seq}, expected {want}"
+                        ));
+                        break;
+                    }
+                    if timed {
+                        out.latency.push(t.saturating_sub(v));
+                    } else if v != got[k] {
+                        out.bad = Some(format!("subscriber {k}: update {} carries {v}", got[k]));
+                        break;
+                    }
+                    next_seq[k] = Some(seq + 1);
+                    got[k] += 1;
+                    out.frames += 1;
+                    out.last = t;
+                    off += len;
+                }
+                buf.drain(..off);
+                if n < chunk.len() {
+                    break;
+                }
+            }
+        }
+    }
+    if out.bad.is_none() && out.frames < expect {
+        out.bad = Some(format!("{} of {expect} delivered", out.frames));
+    }
+    out
+}
+
+/// A raw connection to a server that did the handshake (the publisher).
+fn raw_client(port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_nodelay(true).unwrap();
+    s.write_all(&[3, 0]).unwrap();
+    let mut hs = [0u8; 2];
+    s.read_exact(&mut hs).unwrap();
+    s
+}
+
+/// One cell: `updates` publications to `n` subscribers; deliveries/s, or why
+/// not every update arrived in order.
+fn issue_cell(
+    port: Option<u16>,
+    who: Cell,
+    n: usize,
+    updates: usize,
+    tag: u64,
+) -> Result<f64, String> {
+    let topic = format!("t{tag}");
+    let (mut writers, socks) = match port {
+        Some(p) => (Vec::new(), (0..n).map(|_| subscribe(p, &topic)).collect()),
+        None => raw_pairs(n),
+    };
+    let start = now_ns();
+    let seen = std::thread::scope(|sc| {
+        let rx = sc.spawn(|| receive_checked(&socks, &topic, updates as u64, false));
+        match (who, port) {
+            (Cell::RawOneWrite | Cell::RawBatched, _) => {
+                let per = if who == Cell::RawBatched {
+                    RAW_BATCH
+                } else {
+                    1
+                };
+                let mut i = 0;
+                let mut f = Vec::new();
+                while i < updates {
+                    f.clear();
+                    for k in i..(i + per).min(updates) {
+                        f.extend(issue_update(&topic, k as i64 + 1, k as u64));
+                    }
+                    for w in writers.iter_mut() {
+                        write_fully(w, &f);
+                    }
+                    i += per;
+                }
+            }
+            (_, Some(p)) => {
+                // The publisher pipelines the whole burst in one write.
+                let mut burst = Vec::with_capacity(updates * 64);
+                for i in 0..updates {
+                    burst.extend(pub_text(&topic, i as u64));
+                }
+                let mut publisher = raw_client(p);
+                publisher.write_all(&burst).expect("publish");
+            }
+            (_, None) => unreachable!("servers have ports"),
+        }
+        rx.join().expect("receiver")
+    });
+    match seen.bad {
+        None => Ok(seen.frames as f64 / (seen.last.saturating_sub(start) as f64 / 1e9).max(1e-9)),
+        Some(e) => Err(e),
+    }
+}
+
+/// The latency cell: [`PACED_SUBS`] subscribers, a publisher at an even
+/// [`PACED_RATE`] for `secs`, the publish time in each payload; p50 and p99
+/// publish-to-receive, nanoseconds.
+fn issue_paced(port: u16, secs: u64, tag: u64) -> Result<(u64, u64), String> {
+    let topic = format!("p{tag}");
+    let socks: Vec<TcpStream> = (0..PACED_SUBS).map(|_| subscribe(port, &topic)).collect();
+    let updates = PACED_RATE * secs;
+    let seen = std::thread::scope(|sc| {
+        let rx = sc.spawn(|| receive_checked(&socks, &topic, updates, true));
+        let mut publisher = raw_client(port);
+        let gap = Duration::from_nanos(1_000_000_000 / PACED_RATE);
+        let t0 = Instant::now();
+        for i in 0..updates {
+            // Each update at its slot; one late because the machine is busy
+            // goes at once, with its real send time.
+            let slot = t0 + gap * i as u32;
+            while Instant::now() < slot {
+                let left = slot - Instant::now();
+                if left > Duration::from_micros(100) {
+                    std::thread::sleep(left - Duration::from_micros(80));
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            publisher
+                .write_all(&pub_text(&topic, now_ns()))
+                .expect("publish");
+        }
+        rx.join().expect("receiver")
+    });
+    if let Some(e) = seen.bad {
+        return Err(e);
+    }
+    let mut lat = seen.latency;
+    Ok((percentile(&mut lat, 0.5), percentile(&mut lat, 0.99)))
+}
+
+fn issue_suite(rounds: usize) {
+    let mut config = ServerConfig::local(0);
+    config.max_connections = 8192;
+    let helpers = env_or("FANOUT_HELPERS", FanoutConfig::default().helpers as u64) as usize;
+    let (raywire, _fanout) = FanoutService::start(
+        config,
+        FanoutConfig {
+            queue_limit: 64 << 20,
+            policy: OverflowPolicy::Disconnect,
+            helpers,
+        },
+        Arc::new(Nothing),
+    )
+    .expect("raywire server");
+    let core = CoreServer::start();
+    let t0 = Instant::now();
+    let only = |var: &str, v: &str| std::env::var(var).map_or(true, |w| w == v);
+    let order = [
+        Cell::RawOneWrite,
+        Cell::RawBatched,
+        Cell::Core,
+        Cell::Raywire,
+    ];
+    println!(
+        "issue 11 cells: raw publisher pipelining `(.mc.pub 't [i 1 2 3 4 5])` (134-byte updates), raw subscribers; best of {rounds} round(s)"
+    );
+    println!(
+        "{:>12}  {:>14} {:>14} {:>12} {:>12} {:>9} {:>9}",
+        "subs x upd", "raw one-write", "raw batched", "core", "raywire", "vs core", "target"
+    );
+    let mut tag = 0u64;
+    for &(n, updates) in CELLS
+        .iter()
+        .filter(|(n, _)| only("FANOUT_SUBS", &n.to_string()))
+    {
+        let mut best_of: Vec<Result<f64, String>> = vec![Err("not run".into()); order.len()];
+        for _ in 0..rounds {
+            for (k, &who) in order.iter().enumerate() {
+                if !only("FANOUT_ONLY", who.name()) {
+                    continue;
+                }
+                tag += 1;
+                let port = match who {
+                    Cell::Core => Some(core.port()),
+                    Cell::Raywire => Some(raywire.port()),
+                    _ => None,
+                };
+                let r = issue_cell(port, who, n, updates, tag);
+                best_of[k] = match (&best_of[k], r) {
+                    (Ok(a), Ok(b)) => Ok(a.max(b)),
+                    (_, Ok(b)) => Ok(b),
+                    (Ok(a), Err(_)) => Ok(*a),
+                    (Err(_), Err(e)) => Err(e),
+                };
+            }
+        }
+        let show = |r: &Result<f64, String>| match r {
+            Ok(v) => format!("{:.0}k/s", v / 1e3),
+            Err(e) if e == "not run" => "-".to_string(),
+            Err(e) => {
+                eprintln!("  {n} x {updates}: {e}");
+                "FAILED".to_string()
+            }
+        };
+        let ratio = match (&best_of[2], &best_of[3]) {
+            (Ok(c), Ok(r)) => format!("{:.1}x", r / c.max(1.0)),
+            _ => "-".into(),
+        };
+        let target = if n >= 100 { ">= 10x" } else { ">= 3x" };
+        println!(
+            "{:>12}  {:>14} {:>14} {:>12} {:>12} {:>9} {:>9}",
+            format!("{n} x {updates}"),
+            show(&best_of[0]),
+            show(&best_of[1]),
+            show(&best_of[2]),
+            show(&best_of[3]),
+            ratio,
+            target
+        );
+    }
+    if only("FANOUT_SUBS", &PACED_SUBS.to_string()) {
+        let secs = env_or("FANOUT_PACED_SECS", 2);
+        println!(
+            "publish-to-receive at {PACED_SUBS} subscribers, {PACED_RATE} updates/s evenly for {secs} s ({}k deliveries/s):",
+            PACED_SUBS as u64 * PACED_RATE / 1000
+        );
+        for (name, port) in [("core", core.port()), ("raywire", raywire.port())] {
+            if !only("FANOUT_ONLY", name) {
+                continue;
+            }
+            let mut best: Option<(u64, u64)> = None;
+            for _ in 0..rounds {
+                tag += 1;
+                match issue_paced(port, secs, tag) {
+                    Ok((p50, p99)) => {
+                        best = Some(best.map_or((p50, p99), |(a, b)| (a.min(p50), b.min(p99))));
+                    }
+                    Err(e) => eprintln!("  {name} paced: {e}"),
+                }
+            }
+            match best {
+                Some((p50, p99)) => println!(
+                    "  {name:<8} p50 {:>8} us  p99 {:>8} us  (target for raywire: p99 < 1000 us)",
+                    us(p50),
+                    us(p99)
+                ),
+                None => println!("  {name:<8} FAILED"),
+            }
+        }
+    }
+    println!("issue cells total {:.0?}", t0.elapsed());
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would run us with no
     // such flag: do nothing then.
@@ -478,6 +858,15 @@ fn main() {
     }
     let rounds = env_or("FANOUT_ROUNDS", 2).max(1) as usize;
     let _ = epoch();
+    // `FANOUT_SUITE`: `issue` (issue 11's cells, the default), `rows` (the
+    // row-batch table below), or `all`.
+    let suite = std::env::var("FANOUT_SUITE").unwrap_or_else(|_| "issue".into());
+    if suite == "issue" || suite == "all" {
+        issue_suite(rounds);
+    }
+    if suite != "rows" && suite != "all" {
+        return;
+    }
     RX_CORE.store(
         env_or("FANOUT_RX_CORE", 1).min(1) as usize,
         Ordering::Relaxed,

@@ -314,9 +314,15 @@ fn both_servers_put_the_same_bytes_on_the_wire() {
         ));
     }
     // Text calls from a core client give the same bytes too.
+    // Raywire parses the plain literals itself (no evaluation): the same bytes.
     for expr in [
         "(.mc.pub 'trades [AAPL MSFT])",
         "(.mc.pub \"trades\" {a: 1 b: 2})",
+        "(.mc.pub 'trades [7 1 2 3 4 5])",
+        "(.mc.pub 'trades [1.5 -2.25 0.1])",
+        "(.mc.pub 'trades -42)",
+        "(.mc.pub \"trades\" 3.75)",
+        "(.mc.pub 'trades [-9223372036854775 0 12])",
     ] {
         core_client_execute(core.port(), expr).unwrap();
         core_client_execute(server.port(), expr).unwrap();
@@ -392,4 +398,71 @@ fn a_raywire_relay_fans_out_a_core_feed() {
     drop(core);
     assert_eq!(sub.recv_timeout(WAIT), Err(RecvError::Closed));
     relay.wait();
+}
+
+/// Core processes as subscribers of a raywire server while a raw publisher
+/// pipelines a burst of string publications (which raywire answers in batches,
+/// one write per subscriber per batch), then a core client publishes one more:
+/// every core subscriber sees every update, in order, the last one intact.
+#[test]
+fn core_subscribers_get_a_pipelined_burst_whole_and_in_order() {
+    const N: i64 = 20_000;
+    let (server, fanout) = raywire_server();
+    let subs: Vec<CoreServer> = (0..3).map(|_| core_subscriber()).collect();
+    for sub in &subs {
+        assert_eq!(core_subscribe(sub, server.port(), "'trades"), "1");
+    }
+    let mut burst = Vec::new();
+    for i in 0..N {
+        let src = RayObj::string(&format!("(.mc.pub 'trades [{i} 1 2 3 4 5])"));
+        codec::encode_frame(&src, MsgType::Async, &mut burst);
+    }
+    let mut publisher = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    publisher.set_read_timeout(Some(WAIT)).unwrap();
+    publisher.write_all(&[3, 0]).unwrap();
+    let mut hs = [0u8; 2];
+    publisher.read_exact(&mut hs).unwrap();
+    // A sync request behind the burst: answered once every publication before
+    // it was handled (the frames of one connection are answered in order).
+    codec::encode_frame(&RayObj::string("barrier"), MsgType::Sync, &mut burst);
+    publisher.write_all(&burst).unwrap();
+    let mut reply = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut chunk = [0u8; 4096];
+        let n = publisher.read(&mut chunk).expect("the barrier's answer");
+        assert!(
+            n > 0 && Instant::now() < deadline,
+            "no answer to the barrier"
+        );
+        reply.extend_from_slice(&chunk[..n]);
+        if reply.len() >= 16
+            && reply.len() >= 16 + u64::from_le_bytes(reply[8..16].try_into().unwrap()) as usize
+        {
+            break;
+        }
+    }
+    assert_eq!(reply[7], 2, "a response");
+    // A core client publishes behind the burst.
+    assert_eq!(
+        core_client_execute(server.port(), "(.mc.pub 'trades [-1 0 0 0 0 0])").unwrap(),
+        (N + 1).to_string()
+    );
+    for sub in &subs {
+        wait_core(sub, "n", &(N + 1).to_string());
+        assert_eq!(core_client_execute(sub.port(), "gaps").unwrap(), "0");
+        assert_eq!(
+            core_client_execute(sub.port(), "ls").unwrap(),
+            (N + 1).to_string()
+        );
+        assert_eq!(
+            core_client_execute(sub.port(), "lp").unwrap(),
+            core_eval_fmt("[-1 0 0 0 0 0]").unwrap()
+        );
+    }
+    let s = fanout.stats_snapshot();
+    assert_eq!(
+        (s.published, s.delivered, s.dropped),
+        (N as u64 + 1, 3 * (N as u64 + 1), 0)
+    );
 }

@@ -25,11 +25,22 @@
 //!   the frame for it and let its sequence numbers show the gap (`.mc.stats`
 //!   counts it). The publisher and the other subscribers never wait. A reply to
 //!   a subscriber's own request goes out behind the updates queued for it.
-//! - **Parallel writes.** A topic with [`PARALLEL_MIN`] subscribers or more is
+//! - **One write per subscriber per burst.** Publications that reach the server
+//!   together (a pipelining publisher) are answered in a batch, and a
+//!   subscriber's updates from the whole batch leave in one vectored write when
+//!   it is done ([`crate::server::batching`]); a lone publication leaves at
+//!   once. No timer, no delay.
+//! - **Cheap string publications.** `"(.mc.pub 'trades [1 2 3])"` with a plain
+//!   literal payload (numbers, or a vector of them) is recognised by its shape
+//!   and only its payload is parsed: no evaluation. Anything else goes to the
+//!   evaluator.
+//! - **Parallel writes.** Outside a batch (a [`Publisher`] in the server
+//!   process, a relay), a topic with [`PARALLEL_MIN`] subscribers or more is
 //!   written by the publishing thread and [`FanoutConfig::helpers`] helper
 //!   threads together, each taking the next few subscribers, so a large fan-out
 //!   uses every core; a publication is complete on every socket (written or
-//!   queued) before the next one on its topic starts.
+//!   queued) before the next one on its topic starts. In a batch a delivery only
+//!   appends to a queue, on the publishing thread.
 //! - **From Rust.** [`Fanout::publisher`] gives a [`Publisher`] for a topic inside
 //!   the server process; [`crate::ipc::Connection::subscribe`] and
 //!   [`crate::ipc::Connection::publish`] are the client side.
@@ -67,6 +78,7 @@
 //! [`Service`]: crate::server::Service
 
 mod frame;
+mod literal;
 mod relay;
 mod service;
 
@@ -241,7 +253,7 @@ fn deliver<C: std::borrow::Borrow<ConnHandle>>(
             .borrow()
             .try_push_frames(std::slice::from_ref(frame), limit)
         {
-            Ok(Pushed::Written) => out.delivered += 1,
+            Ok(Pushed::Written | Pushed::Gathered { .. }) => out.delivered += 1,
             Ok(Pushed::Queued { queued }) => {
                 out.delivered += 1;
                 out.hwm = out.hwm.max(queued);
@@ -730,6 +742,16 @@ impl Fanout {
         (n < PARALLEL_MIN).then(|| self.publish_view(topic, payload))
     }
 
+    /// As [`Fanout::publish_inline`], for a payload already built (a string
+    /// publication's literal).
+    pub(crate) fn publish_inline_obj(&self, topic: &str, payload: &RayObj) -> Option<RayObj> {
+        let n = self.topic(topic).map_or(0, |t| lock(&t.state).subs.len());
+        (n < PARALLEL_MIN).then(|| {
+            self.publish_to(topic, payload)
+                .map_or_else(|e| e.to_obj(), RayObj::from)
+        })
+    }
+
     fn publish_body(&self, topic: &str, body: Body<'_, '_>) -> Result<i64, FanoutError> {
         let Some(t) = self.topic(topic) else {
             return Ok(0);
@@ -791,7 +813,12 @@ impl Fanout {
         let framed = frames.len() as u64;
 
         // Deliver: on this thread, or shared with the helpers for a big topic.
-        let out = if st.subs.len() >= PARALLEL_MIN && !sh.helpers.is_empty() {
+        // In a batch (a burst of publications answered by one server thread)
+        // a delivery only appends to a queue, and the writes come when the
+        // batch ends: helpers would write one update per socket instead.
+        let parallel =
+            st.subs.len() >= PARALLEL_MIN && !sh.helpers.is_empty() && !crate::server::batching();
+        let out = if parallel {
             let conns = st.conns();
             let pass = Arc::new(Pass {
                 conns,

@@ -1,6 +1,6 @@
 //! [`FanoutService`]: pub/sub around any [`Service`].
 
-use super::{Fanout, FanoutConfig, FanoutError};
+use super::{Fanout, FanoutConfig, FanoutError, literal};
 use crate::eval::Evaluator;
 use crate::server::{ConnId, Request, Server, ServerConfig, ServerError, Service};
 use crate::types::ATOM_FLAG_QUOTED;
@@ -114,6 +114,19 @@ impl FanoutService {
         let name = &rest[..end];
         if !Fanout::is_builtin(name) {
             return None;
+        }
+        if name == ".mc.pub"
+            && let Some(p) = literal::source_pub(src)
+        {
+            // The hot path of a string publisher: its literal payload parsed
+            // here, no evaluation.
+            let Some(f) = self.fanout.get() else {
+                return Some(FanoutError::Domain("pub/sub is not set up yet").to_obj());
+            };
+            return Some(
+                f.publish_to(p.topic, &p.payload)
+                    .map_or_else(|e| e.to_obj(), RayObj::from),
+            );
         }
         let args = match self.eval.eval_str(&format!("(list {}", &rest[end..])) {
             RayObj::List(l) => l.items,
@@ -244,12 +257,24 @@ impl Service for FanoutService {
         true
     }
 
-    /// `(.mc.pub "topic" (quote payload))` to a topic with fewer than
-    /// [`super::PARALLEL_MIN`] subscribers is published right on the reactor
-    /// thread (the writes never block): no hand-off to a worker on the way.
+    /// `(.mc.pub "topic" (quote payload))`, and the string
+    /// `"(.mc.pub 'topic [1 2 3])"` with a plain literal payload, to a topic with
+    /// fewer than [`super::PARALLEL_MIN`] subscribers is published right on the
+    /// reactor thread (the writes never block): no hand-off to a worker on the
+    /// way.
     fn inline(&self, req: Request<'_>) -> Option<RayObj> {
-        let RayView::List(l) = &req.payload else {
-            return None;
+        let l = match &req.payload {
+            RayView::List(l) => l,
+            RayView::Atom(Atom {
+                value: Scalar::Str(src),
+                ..
+            }) => {
+                // A string publication with a literal payload: as cheap as the
+                // list form. Anything needing the evaluator goes to a worker.
+                let p = literal::source_pub(src)?;
+                return self.fanout.get()?.publish_inline_obj(p.topic, &p.payload);
+            }
+            _ => return None,
         };
         let [head, topic, payload] = l.items.as_slice() else {
             return None;

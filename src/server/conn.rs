@@ -4,7 +4,7 @@
 //! The reactor's side (handshake, reading, pausing) is in [`super::handler`].
 
 use super::budget::Budget;
-use super::output::{Entry, OnFull, Output};
+use super::output::{Cork, Entry, OnFull, Output};
 use super::{Inner, PushError, Pushed, Request, lock};
 use crate::RayObj;
 use crate::codec::{self, Compression, DecodeError, MsgType};
@@ -277,6 +277,12 @@ pub(super) fn worker(jobs: crossbeam_channel::Receiver<Arc<Conn>>, server: std::
 }
 
 fn drain(inner: &Inner, conn: &Arc<Conn>) {
+    // Everything this turn's frames queue for any connection (replies, a
+    // publication's deliveries to every subscriber) is gathered and leaves in
+    // one write per connection when the turn ends: a pipelined burst of N
+    // publications costs each subscriber about N / FRAMES_PER_TURN writes, not
+    // N. A lone frame's turn ends right after it, so it is not held back.
+    let mut cork = Cork::new();
     let mut turn = 0;
     loop {
         if turn >= FRAMES_PER_TURN && !conn.nothing_pending() {
@@ -291,7 +297,9 @@ fn drain(inner: &Inner, conn: &Arc<Conn>) {
         let Some(frame) = next else {
             if conn.peer_done.load(Ordering::SeqCst) {
                 // Nothing more can arrive: `scheduled` stays set, so no other
-                // worker takes the connection up again.
+                // worker takes the connection up again. What the turn gathered
+                // goes out before the close is asked for.
+                drop(cork.take());
                 conn.close_finished(inner);
                 return;
             }

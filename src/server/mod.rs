@@ -394,6 +394,15 @@ impl Pusher {
     }
 }
 
+/// Whether output queued from this thread now is gathered, to leave in one
+/// write per connection when the batch of frames being answered is done (true
+/// on a worker or the reactor while they answer a client's frames). A service
+/// that would spread many pushes over other threads need not: here they are only
+/// appended to queues, and written together afterwards.
+pub fn batching() -> bool {
+    output::Cork::active()
+}
+
 /// What [`ConnHandle::try_push_frames`] did with the frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
@@ -403,6 +412,13 @@ pub enum Pushed {
     /// go out, whole and in order, as soon as the socket drains.
     Queued {
         /// Bytes queued for the connection.
+        queued: usize,
+    },
+    /// Gathered with what this thread queued for the connection during the
+    /// batch it is answering ([`batching`]): they all leave in one write when
+    /// the batch is done, or sooner once enough has gathered.
+    Gathered {
+        /// Bytes waiting for that write.
         queued: usize,
     },
 }

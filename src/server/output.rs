@@ -31,8 +31,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-/// Most queue entries taken out for one vectored write.
+/// Most frames of a direct push written by one vectored write.
 const FLUSH_ENTRIES: usize = 32;
+/// Most queue entries taken out for one vectored write: a batch gathered under
+/// a [`Cork`] (up to [`CORK_BYTES`] of small updates) leaves in one `writev`.
+const BATCH_ENTRIES: usize = 512;
 /// Most slices handed to one `writev` (Linux's `IOV_MAX`).
 const MAX_IOV: usize = 1024;
 /// Bytes a connection's queue may gather under a [`Cork`] before they are
@@ -162,7 +165,11 @@ thread_local! {
 /// While held, what this thread queues is only queued; dropping it writes each
 /// touched queue with one vectored write, never blocking (a full socket is left
 /// to the flusher). The reactor holds one while it answers several frames of one
-/// read, so a subscriber gets all their deliveries in one write.
+/// read, and a worker for each turn it takes at a connection's frames (Redis's
+/// model: output made while handling a batch of input leaves when the batch is
+/// done, before the thread waits again), so a subscriber gets a burst's
+/// deliveries in one write, and a lone frame's answer still leaves at once. A
+/// queue that gathers [`CORK_BYTES`] is written without waiting for the end.
 pub(super) struct Cork {
     /// Only the thread that corked may uncork.
     _thread: std::marker::PhantomData<*const ()>,
@@ -179,7 +186,7 @@ impl Cork {
         })
     }
 
-    fn active() -> bool {
+    pub(super) fn active() -> bool {
         CORKING.with(Cell::get)
     }
 }
@@ -328,7 +335,12 @@ impl Output {
                     c.set(v);
                 });
             }
-            return Ok(Pushed::Queued { queued: tx.bytes });
+            if tx.armed {
+                // The socket is full: these bytes wait for it, not for the cork.
+                tx.hwm = tx.hwm.max(tx.bytes);
+                return Ok(Pushed::Queued { queued: tx.bytes });
+            }
+            return Ok(Pushed::Gathered { queued: tx.bytes });
         }
         if tx.held || tx.armed {
             // Whoever writes now (or the flusher, once the socket drains) sees it.
@@ -543,7 +555,7 @@ impl Output {
                 if batch.capacity() == 0 {
                     batch = std::mem::take(&mut tx.spare);
                 }
-                let n = tx.entries.len().min(FLUSH_ENTRIES);
+                let n = tx.entries.len().min(BATCH_ENTRIES);
                 batch.extend(tx.entries.drain(..n));
             }
             let (r, attempted) = if let [Entry::Bytes { data, sent }] = batch.as_slice() {
