@@ -495,3 +495,28 @@ fn sigkill_mid_append_loses_nothing_acknowledged() {
         assert_eq!(u.unwrap().payload().unwrap(), payload(k as i64 + 1));
     }
 }
+
+#[test]
+fn a_file_torn_while_being_created_is_emptied_and_reused() {
+    let dir = TempDir::new("newfile");
+    {
+        let j = Journal::open(dir.path(), JournalConfig::default()).unwrap();
+        for i in 1..=3 {
+            j.append("trades", &payload(i)).unwrap();
+        }
+    }
+    // A crash while the next file's preamble was being written.
+    let torn = dir.path().join("journal-00000002.log");
+    std::fs::write(&torn, b"RAYJL").unwrap();
+    let r = JournalReader::open(dir.path()).unwrap();
+    assert_eq!(seqs(&r, "trades", 1), [1, 2, 3]);
+    assert_eq!(std::fs::metadata(&torn).unwrap().len(), 0);
+    let j = Journal::open(dir.path(), JournalConfig::default()).unwrap();
+    assert_eq!(j.append("trades", &payload(4)).unwrap().seq, 4);
+    drop(j);
+    assert_eq!(&std::fs::read(&torn).unwrap()[..8], b"RAYJLG1\0");
+    assert_eq!(
+        seqs(&JournalReader::open(dir.path()).unwrap(), "trades", 1),
+        [1, 2, 3, 4]
+    );
+}

@@ -163,14 +163,18 @@ fn list(dir: &Path) -> Result<Vec<(PathBuf, Option<i64>, u64)>, JournalError> {
         let mut head = [0u8; PREAMBLE_LEN];
         let mut f = File::open(&path).map_err(|e| JournalError::io("open", &path, e))?;
         let n = read_full(&mut f, &mut head).map_err(|e| JournalError::io("read", &path, e))?;
-        out.push((path, format::parse_preamble(&head[..n]), md.len()));
+        let generation = format::parse_preamble(&head[..n]);
+        // An empty file, or one whose preamble was cut short, was being
+        // created: the newest.
+        let order = match generation {
+            Some(g) => g,
+            None if n < PREAMBLE_LEN && MAGIC.starts_with(&head[..n]) => i64::MAX,
+            None => 0,
+        };
+        out.push((order, path, generation, md.len()));
     }
-    out.sort_by(|a, b| {
-        a.1.unwrap_or(0)
-            .cmp(&b.1.unwrap_or(0))
-            .then_with(|| a.0.cmp(&b.0))
-    });
-    Ok(out)
+    out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    Ok(out.into_iter().map(|(_, p, g, l)| (p, g, l)).collect())
 }
 
 /// Whether the file holds only zero bytes from `at` on (what a crash leaves past
