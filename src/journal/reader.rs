@@ -66,7 +66,7 @@ impl Catalog {
             .counts
             .entry(topic.to_owned())
             .or_insert((usize::MAX, 0));
-        if *file != pos.file || *count % INDEX_EVERY == 0 {
+        if *file != pos.file || count.is_multiple_of(INDEX_EVERY) {
             self.index
                 .entry(topic.to_owned())
                 .or_default()
@@ -237,7 +237,7 @@ pub(crate) fn hex(s: &str) -> String {
 }
 
 fn unhex(h: &str) -> Option<String> {
-    if h.len() % 2 != 0 {
+    if !h.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..h.len())
