@@ -520,3 +520,29 @@ fn a_file_torn_while_being_created_is_emptied_and_reused() {
         [1, 2, 3, 4]
     );
 }
+
+#[test]
+fn a_body_without_its_header_at_the_end_is_cut() {
+    // What a writer killed in the middle of a mapped append leaves: the body
+    // was copied, the header (written last) was not, zeros follow.
+    let dir = TempDir::new("headerless");
+    {
+        let j = Journal::open(dir.path(), config(Backend::Mmap)).unwrap();
+        for i in 1..=4 {
+            j.append("trades", &payload(i)).unwrap();
+        }
+    }
+    let file = log_files(dir.path()).pop().unwrap();
+    let whole = std::fs::read(&file).unwrap();
+    let rec = {
+        let r = JournalReader::open(dir.path()).unwrap();
+        r.updates_from(4, |_| true).next().unwrap().unwrap().offset as usize
+    };
+    let mut bytes = whole.clone();
+    bytes[rec..rec + 16].fill(0);
+    bytes.resize(whole.len() + 4096, 0);
+    std::fs::write(&file, &bytes).unwrap();
+    let r = JournalReader::open(dir.path()).unwrap();
+    assert_eq!(seqs(&r, "trades", 1), [1, 2, 3]);
+    assert_eq!(std::fs::read(&file).unwrap(), &whole[..rec]);
+}

@@ -64,8 +64,10 @@ pub(crate) fn write_upd_record<P: Encode + ?Sized>(
     out: &mut [u8],
 ) {
     let body = upd_prefix_len(topic.len()) + payload_len;
-    let mut w = Cursor { out, pos: 0 };
-    w.put(&FrameHeader::new(MsgType::Async, body as u64).to_bytes());
+    let mut w = Cursor {
+        out,
+        pos: HEADER_LEN,
+    };
     w.list_head(4);
     w.symbol("upd");
     w.put(&[STR_ATOM, 0]);
@@ -78,7 +80,15 @@ pub(crate) fn write_upd_record<P: Encode + ?Sized>(
     let pos = w.pos;
     // The caller sized `out` from the same encoded_len, so this cannot fail;
     // a mismatch would leave zeros, which the reader refuses as damage.
-    let _ = encode_to_slice(payload, &mut w.out[pos..]);
+    if let Some(rest) = w.out.get_mut(pos..) {
+        let _ = encode_to_slice(payload, rest);
+    }
+    // The header goes last: in a mapped file, a writer killed in the middle
+    // leaves a zero header (the end of the journal), never a valid header in
+    // front of a partial body.
+    std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+    w.pos = 0;
+    w.put(&FrameHeader::new(MsgType::Async, body as u64).to_bytes());
 }
 
 struct Cursor<'a> {

@@ -312,7 +312,10 @@ fn check_file(
             HeaderCheck::Partial => true,
             HeaderCheck::Invalid(e) => {
                 let mut f = r.into_inner();
-                if last && zeros_from(&mut f, path, off)? {
+                // A zero header in the last file is where a mapped write was
+                // interrupted (bodies are written before headers), or the
+                // zeros reserved past the end of a mapped file.
+                if last && (hdr.iter().all(|&b| b == 0) || zeros_from(&mut f, path, off)?) {
                     cut(&f, path, off, len)?;
                     break;
                 }
