@@ -22,6 +22,7 @@ mod display;
 pub mod eval;
 pub mod fanout;
 pub mod ipc;
+pub mod journal;
 pub mod net;
 mod obj;
 mod rayforce;
