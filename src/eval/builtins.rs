@@ -9,5 +9,7 @@ use super::query;
 
 /// The builtin called `name`, if raywire knows it.
 pub(crate) fn lookup(name: &str) -> Option<Def> {
-    ops::lookup(name).or_else(|| query::lookup(name))
+    ops::lookup(name)
+        .or_else(|| query::lookup(name))
+        .or_else(|| ops::lookup_b(name))
 }

@@ -1,0 +1,352 @@
+//! Membership, sets, search and null handling: `in not-in except union sect
+//! within bin binr group fill fills nil? top bot all any`, following the
+//! core's `ops/collection.c` and `ops/builtins.c`.
+//!
+//! Elements of one type are matched by value (every NaN equal); numbers of
+//! different types are matched numerically (`(in 1.0 [1 2])` is true), as in
+//! the core.
+
+use super::super::Ctx;
+use super::super::error::{R, bail};
+use super::super::value::{Num, coll_elem, is_collection, is_truthy, type_name};
+use super::coll::atoms_to_vector;
+use super::elem::{K, Key, groups_of, groups_of_list, obj_key, perm, pick_obj, pick_vec, with_keys};
+use super::math::zip_atomic;
+use crate::{Element, List, RayObj, RayVector, Table, TypeCode, Vector};
+use std::collections::HashSet;
+
+/// An atom as a one-element vector; collections stay as they are.
+fn as_coll(o: &RayObj) -> RayObj {
+    match o {
+        RayObj::Atom(_) => atoms_to_vector(vec![o.clone()]),
+        other => other.clone(),
+    }
+}
+
+/// How membership sees an element: numbers by value, the rest structurally.
+fn member_key(o: &RayObj) -> String {
+    match Num::from_obj(o) {
+        Some(n) if n.is_numeric() && !n.null => {
+            if n.is_float() {
+                let f = n.as_f64();
+                if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                    return format!("n{}", f as i64);
+                }
+                return format!("f{}", f.to_bits());
+            }
+            format!("n{}", n.i)
+        }
+        _ => obj_key(o),
+    }
+}
+
+/// For every element of `x`, whether it occurs in `y`.
+fn membership(x: &RayObj, y: &RayObj) -> Vec<bool> {
+    if let (RayObj::Vector(a), RayObj::Vector(b)) = (x, y)
+        && a.type_code() == b.type_code()
+    {
+        return with_keys!(a, |s| {
+            let ys: &RayVector<_> = match b.as_typed() {
+                Some(v) => v,
+                None => return vec![false; a.len()],
+            };
+            let set: HashSet<K<'_, _>> = ys.iter().map(K).collect();
+            s.iter().map(|e| set.contains(&K(e))).collect()
+        });
+    }
+    let set: HashSet<String> = (0..y.len())
+        .filter_map(|i| coll_elem(y, i))
+        .map(|e| member_key(&e))
+        .collect();
+    (0..x.len())
+        .map(|i| coll_elem(x, i).is_some_and(|e| set.contains(&member_key(&e))))
+        .collect()
+}
+
+/// `(in x y)`: whether `x` (each element, for a collection) occurs in `y`.
+pub(crate) fn in_(_cx: &mut Ctx, x: &RayObj, y: &RayObj) -> R<RayObj> {
+    let ys = as_coll(y);
+    if !is_collection(x) {
+        return Ok(RayObj::from(membership(&as_coll(x), &ys).first().copied().unwrap_or(false)));
+    }
+    Ok(RayObj::from(membership(x, &ys)))
+}
+
+/// `(not-in x y)`: whether `x` (each element) is absent from `y`.
+pub(crate) fn not_in(cx: &mut Ctx, x: &RayObj, y: &RayObj) -> R<RayObj> {
+    let m = in_(cx, x, y)?;
+    super::logic::not(cx, &m)
+}
+
+/// The positions of `x` kept by a filter.
+fn keep(x: &RayObj, mask: &[bool], want: bool) -> RayObj {
+    let idx: Vec<usize> = mask
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| **m == want)
+        .map(|(i, _)| i)
+        .collect();
+    pick_obj(x, &idx)
+}
+
+fn set_arg(x: &RayObj, name: &str) -> R<RayObj> {
+    match x {
+        RayObj::Vector(_) | RayObj::List(_) => Ok(x.clone()),
+        RayObj::Atom(_) => Ok(as_coll(x)),
+        _ => bail!("type", "{name}: expects vectors or lists, got {}", type_name(x)),
+    }
+}
+
+/// `(except x y)`: the elements of `x` not in `y`.
+pub(crate) fn except(_cx: &mut Ctx, x: &RayObj, y: &RayObj) -> R<RayObj> {
+    let xs = set_arg(x, "except")?;
+    let ys = set_arg(y, "except")?;
+    let m = membership(&xs, &ys);
+    Ok(keep(&xs, &m, false))
+}
+
+/// `(sect x y)`: the elements of `x` that are in `y`.
+pub(crate) fn sect(_cx: &mut Ctx, x: &RayObj, y: &RayObj) -> R<RayObj> {
+    let xs = set_arg(x, "sect")?;
+    let ys = set_arg(y, "sect")?;
+    let m = membership(&xs, &ys);
+    Ok(keep(&xs, &m, true))
+}
+
+/// `(union x y)`: `x` followed by the elements of `y` not in `x`.
+pub(crate) fn union(cx: &mut Ctx, x: &RayObj, y: &RayObj) -> R<RayObj> {
+    let xs = set_arg(x, "union")?;
+    let ys = set_arg(y, "union")?;
+    let m = membership(&ys, &xs);
+    let extra = super::coll::distinct(cx, &keep(&ys, &m, false))?;
+    super::shape::concat(cx, &xs, &extra)
+}
+
+/// `(within x [lo hi])`: whether each element lies in the closed range.
+pub(crate) fn within(_cx: &mut Ctx, x: &RayObj, range: &RayObj) -> R<RayObj> {
+    if !matches!(x, RayObj::Vector(_)) || !matches!(range, RayObj::Vector(_)) {
+        bail!(
+            "type",
+            "within: vals and range must be vectors, got {} and {}",
+            type_name(x),
+            type_name(range)
+        );
+    }
+    if range.len() != 2 {
+        bail!("length", "within: range must have 2 elements, got {}", range.len());
+    }
+    let lo = coll_elem(range, 0).unwrap_or(RayObj::Null);
+    let hi = coll_elem(range, 1).unwrap_or(RayObj::Null);
+    let ge = super::atomic(super::arith::Op::Ge, x, &lo)?;
+    let le = super::atomic(super::arith::Op::Le, x, &hi)?;
+    let (RayObj::Vector(Vector::Bool(a)), RayObj::Vector(Vector::Bool(b))) = (&ge, &le) else {
+        bail!("type", "within: cannot compare {} with its range", type_name(x));
+    };
+    Ok(RayObj::from(
+        a.iter().zip(b.iter()).map(|(p, q)| *p && *q).collect::<Vec<bool>>(),
+    ))
+}
+
+/// The position of the last element of sorted `s` not greater than `x` (or
+/// less than `x`, for `strict`), -1 if none.
+fn search<T: Key>(s: &[T], x: &T, strict: bool) -> i64 {
+    let n = s.partition_point(|e| {
+        let o = e.ord(x);
+        if strict { o.is_lt() } else { o.is_le() }
+    });
+    n as i64 - 1
+}
+
+fn bin_impl(sorted: &RayObj, x: &RayObj, strict: bool, name: &str) -> R<RayObj> {
+    let RayObj::Vector(s) = sorted else {
+        bail!("type", "{name}: expects a sorted vector, got {}", type_name(sorted));
+    };
+    let xs = as_coll(x);
+    let RayObj::Vector(xv) = &xs else {
+        bail!("type", "{name}: expects an atom or vector to search, got {}", type_name(x));
+    };
+    if xv.type_code() != s.type_code() {
+        // Numbers of other types are searched for by value.
+        let (Some(sn), Some(xn)) = (super::super::value::vec_nums(s), super::super::value::vec_nums(xv)) else {
+            bail!("type", "{name}: cannot search {} in {}", type_name(x), type_name(sorted));
+        };
+        let sf: Vec<f64> = sn.iter().map(|n| if n.null { f64::NAN } else { n.as_f64() }).collect();
+        let out: Vec<i64> = xn
+            .iter()
+            .map(|n| search(&sf, &if n.null { f64::NAN } else { n.as_f64() }, strict))
+            .collect();
+        return Ok(if is_collection(x) { RayObj::from(out) } else { RayObj::from(out[0]) });
+    }
+    let out: Vec<i64> = with_keys!(s, |v| {
+        let Some(q) = xv.as_typed() else { return Ok(RayObj::from(Vec::<i64>::new())) };
+        q.iter().map(|e| search(v.as_slice(), e, strict)).collect()
+    });
+    Ok(if is_collection(x) {
+        RayObj::from(out)
+    } else {
+        RayObj::from(out.first().copied().unwrap_or(-1))
+    })
+}
+
+/// `(bin sorted x)`: for each `x`, the position of the last element of
+/// `sorted` at or below it (-1 when none).
+pub(crate) fn bin(_cx: &mut Ctx, s: &RayObj, x: &RayObj) -> R<RayObj> {
+    bin_impl(s, x, false, "bin")
+}
+
+/// `(binr sorted x)`: like `bin`, with the last element strictly below.
+pub(crate) fn binr(_cx: &mut Ctx, s: &RayObj, x: &RayObj) -> R<RayObj> {
+    bin_impl(s, x, true, "binr")
+}
+
+/// `(group x)`: a dictionary from each distinct element to its positions, in
+/// order of first appearance.
+pub(crate) fn group(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    let (firsts, rows): (Vec<usize>, Vec<Vec<usize>>) = match x {
+        RayObj::Vector(v) => with_keys!(v, |s| groups_of(s.as_slice())).into_iter().unzip(),
+        RayObj::List(l) => groups_of_list(&l.items).into_iter().unzip(),
+        _ => bail!("type", "group: expects a vector or list, got {}", type_name(x)),
+    };
+    let keys = if firsts.is_empty() {
+        RayObj::List(List::default())
+    } else {
+        pick_obj(x, &firsts)
+    };
+    let vals = rows
+        .into_iter()
+        .map(|r| RayObj::from(r.into_iter().map(|i| i as i64).collect::<Vec<i64>>()))
+        .collect();
+    Ok(RayObj::dict(keys, RayObj::list(vals)))
+}
+
+fn fill_one(d: &RayObj, v: &RayObj) -> R<RayObj> {
+    let null = match v {
+        RayObj::Null => true,
+        RayObj::Atom(a) => a.is_null(),
+        _ => false,
+    };
+    if !null {
+        return Ok(v.clone());
+    }
+    if let (Some(dn), Some(vn)) = (Num::from_obj(d), Num::from_obj(v))
+        && dn.t != vn.t
+    {
+        let n = if matches!(vn.t, TypeCode::F32 | TypeCode::F64) {
+            Num::float(vn.t, dn.as_f64())
+        } else {
+            Num::int(vn.t, if dn.is_float() { dn.f as i64 } else { dn.i })
+        };
+        return Ok(n.to_obj());
+    }
+    Ok(d.clone())
+}
+
+/// `(fill default x)`: `x` with its nulls replaced by `default`, element-wise.
+pub(crate) fn fill(_cx: &mut Ctx, d: &RayObj, x: &RayObj) -> R<RayObj> {
+    zip_atomic(d, x, "fill", &fill_one)
+}
+
+/// A vector with each null replaced by the last non-null before it.
+fn fills_vec<T: Element + Clone>(v: &RayVector<T>) -> RayVector<T> {
+    let mut last: Option<T> = None;
+    let out: Vec<T> = v
+        .iter()
+        .map(|e| {
+            if e.is_null() {
+                last.clone().unwrap_or_else(|| e.clone())
+            } else {
+                last = Some(e.clone());
+                e.clone()
+            }
+        })
+        .collect();
+    RayVector::from_vec(out)
+}
+
+/// `(fills x)`: nulls filled forward, in a vector or every column of a table.
+pub(crate) fn fills(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    match x {
+        RayObj::Vector(v) => Ok(RayObj::Vector(crate::with_vector!(v, |s| Vector::from(fills_vec(s))))),
+        RayObj::Table(t) => Ok(RayObj::Table(Table {
+            attrs: t.attrs,
+            names: t.names.clone(),
+            columns: List::new(
+                t.columns
+                    .items
+                    .iter()
+                    .map(|c| match c {
+                        RayObj::Vector(v) => RayObj::Vector(crate::with_vector!(v, |s| Vector::from(fills_vec(s)))),
+                        other => other.clone(),
+                    })
+                    .collect(),
+            ),
+        })),
+        _ => bail!(
+            "type",
+            "fills expects a vector or table input, got {}",
+            type_name(x)
+        ),
+    }
+}
+
+/// `(nil? x)`: whether `x` is null (each element, for a vector).
+pub(crate) fn is_nil(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    Ok(match x {
+        RayObj::Null => RayObj::from(true),
+        RayObj::Atom(a) => RayObj::from(
+            a.is_null() || matches!(&a.value, crate::Scalar::Str(s) if s.is_empty()),
+        ),
+        RayObj::Vector(v) => RayObj::from(with_keys!(v, |s| s.iter().map(|e| e.is_null()).collect::<Vec<bool>>())),
+        RayObj::List(l) => RayObj::from(
+            l.items
+                .iter()
+                .map(|i| matches!(i, RayObj::Null) || matches!(i, RayObj::Atom(a) if a.is_null()))
+                .collect::<Vec<bool>>(),
+        ),
+        _ => RayObj::from(false),
+    })
+}
+
+fn extreme_n(x: &RayObj, n: &RayObj, desc: bool, name: &str) -> R<RayObj> {
+    let k = match Num::from_obj(n) {
+        Some(c) if !c.is_float() && c.is_numeric() && !c.null => c.i,
+        _ => bail!("type", "{name}: n must be integer"),
+    };
+    let RayObj::Vector(v) = x else {
+        bail!("type", "{name}: expects a vector, got {}", type_name(x));
+    };
+    let k = usize::try_from(k.max(0)).unwrap_or(0).min(v.len());
+    let mut p = perm(v, desc);
+    p.truncate(k);
+    Ok(RayObj::Vector(pick_vec(v, &p)))
+}
+
+/// `(top x n)`: the `n` largest elements, largest first.
+pub(crate) fn top(_cx: &mut Ctx, x: &RayObj, n: &RayObj) -> R<RayObj> {
+    extreme_n(x, n, true, "top")
+}
+
+/// `(bot x n)`: the `n` smallest elements, smallest first.
+pub(crate) fn bot(_cx: &mut Ctx, x: &RayObj, n: &RayObj) -> R<RayObj> {
+    extreme_n(x, n, false, "bot")
+}
+
+fn truths(x: &RayObj) -> R<Vec<bool>> {
+    Ok(match x {
+        RayObj::Vector(_) | RayObj::List(_) => (0..x.len())
+            .map(|i| coll_elem(x, i).is_some_and(|e| is_truthy(&e)))
+            .collect(),
+        RayObj::Atom(_) => vec![is_truthy(x)],
+        _ => bail!("type", "all/any: expects a vector, got {}", type_name(x)),
+    })
+}
+
+/// `(all x)`: whether every element is truthy (true when empty).
+pub(crate) fn all(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    Ok(RayObj::from(truths(x)?.iter().all(|b| *b)))
+}
+
+/// `(any x)`: whether some element is truthy.
+pub(crate) fn any(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    Ok(RayObj::from(truths(x)?.iter().any(|b| *b)))
+}
