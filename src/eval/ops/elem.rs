@@ -192,3 +192,8 @@ pub(crate) fn obj_key(o: &RayObj) -> String {
         other => format!("{other:?}"),
     }
 }
+
+/// The typed vector inside `v` when it has the element type of `_like`.
+pub(crate) fn typed_like<'a, T: Element>(_like: &RayVector<T>, v: &'a Vector) -> Option<&'a RayVector<T>> {
+    v.as_typed()
+}

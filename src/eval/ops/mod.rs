@@ -20,6 +20,7 @@ pub(crate) mod shape;
 pub(crate) mod sort;
 pub(crate) mod stats;
 pub(crate) mod strings;
+pub(crate) mod tables;
 pub(crate) mod temporal;
 // ---- end of part B modules ----
 
@@ -337,7 +338,11 @@ static BUILTINS_B: &[Def] = defs![
 
 /// The builtin of part B's families called `name`.
 pub(crate) fn lookup_b(name: &str) -> Option<Def> {
-    BUILTINS_B.iter().find(|d| d.name == name).copied()
+    BUILTINS_B
+        .iter()
+        .find(|d| d.name == name)
+        .copied()
+        .or_else(|| tables::lookup(name))
 }
 // ---- end of part B builtins ----
 

@@ -46,7 +46,7 @@ fn membership(x: &RayObj, y: &RayObj) -> Vec<bool> {
         && a.type_code() == b.type_code()
     {
         return with_keys!(a, |s| {
-            let ys: &RayVector<_> = match b.as_typed() {
+            let ys = match super::elem::typed_like(s, b) {
                 Some(v) => v,
                 None => return vec![false; a.len()],
             };
@@ -178,7 +178,9 @@ fn bin_impl(sorted: &RayObj, x: &RayObj, strict: bool, name: &str) -> R<RayObj> 
         return Ok(if is_collection(x) { RayObj::from(out) } else { RayObj::from(out[0]) });
     }
     let out: Vec<i64> = with_keys!(s, |v| {
-        let Some(q) = xv.as_typed() else { return Ok(RayObj::from(Vec::<i64>::new())) };
+        let Some(q) = super::elem::typed_like(v, xv) else {
+            return Ok(RayObj::from(Vec::<i64>::new()));
+        };
         q.iter().map(|e| search(v.as_slice(), e, strict)).collect()
     });
     Ok(if is_collection(x) {
