@@ -372,6 +372,9 @@ pub(crate) fn delete(cx: &mut Ctx, args: &[RayObj]) -> R<V> {
     let Some(from) = from else {
         bail!("domain", "delete: missing `from:`");
     };
+    if where_.is_none() {
+        bail!("domain", "delete: missing `where:` clause");
+    }
     let (name, src) = target(cx, &from, "delete")?;
     let gone = where_rows(cx, &src, where_.as_ref())?;
     let t = as_table(&src);
@@ -410,11 +413,10 @@ pub(crate) fn meta(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
     ))
 }
 
-/// `(cols t)`: a table's column names (a dictionary's keys).
+/// `(cols t)`: a table's column names.
 pub(crate) fn cols(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
     match x {
         RayObj::Table(t) => Ok(RayObj::from(RayVector::from_vec(t.names.to_vec()))),
-        RayObj::Dict(d) => Ok(d.keys.clone()),
         other => bail!("type", "cols: expects a table, got {}", type_name(other)),
     }
 }
@@ -592,7 +594,13 @@ fn is_null_key(k: &str) -> bool {
 
 /// The joined table: the left rows `li` and, for the right table's other
 /// columns, rows `ri` (`None` gives nulls).
-fn joined(lt: &Table, rt: &Table, keys: &[String], li: &[usize], ri: &[Option<usize>]) -> Table {
+fn joined(
+    lt: &Table,
+    rt: &Table,
+    keys: &[String],
+    li: &[usize],
+    ri: &[Option<usize>],
+) -> Table {
     let mut names: Vec<Symbol> = lt.names.to_vec();
     let mut cols: Vec<RayObj> = lt.columns.items.iter().map(|c| pick_obj(c, li)).collect();
     for (n, c) in rt.names.iter().zip(&rt.columns.items) {
@@ -608,13 +616,10 @@ fn joined(lt: &Table, rt: &Table, keys: &[String], li: &[usize], ri: &[Option<us
             ),
             other => other.clone(),
         };
-        match names.iter().position(|m| m == n) {
-            Some(p) => cols[p] = col,
-            None => {
-                names.push(n.clone());
-                cols.push(col);
-            }
-        }
+        // The core appends the right table's other columns even when a name
+        // repeats one of the left table's.
+        names.push(n.clone());
+        cols.push(col);
     }
     make_table(names, cols)
 }
@@ -627,7 +632,11 @@ fn join_args<'a>(args: &'a [V], what: &str) -> R<(Vec<String>, &'a Table, &'a Ta
     let (RayObj::Table(lt), RayObj::Table(rt)) = (lo, ro) else {
         bail!("type", "{what}: expects two tables, got {} and {}", type_name(l), type_name(r));
     };
-    Ok((names_arg(k, what)?, lt, rt))
+    let keys = match &**k {
+        RayObj::Vector(Vector::Symbol(_)) | RayObj::List(_) => names_arg(k, what)?,
+        other => bail!("type", "join: keys must be a symbol list, got {}", type_name(other)),
+    };
+    Ok((keys, lt, rt))
 }
 
 fn eq_join(args: &[V], left: bool, what: &str) -> R<RayObj> {
@@ -638,12 +647,9 @@ fn eq_join(args: &[V], left: bool, what: &str) -> R<RayObj> {
     let (mut li, mut ri) = (Vec::new(), Vec::new());
     for (i, k) in lkeys.iter().enumerate() {
         match idx.get(k).filter(|_| !is_null_key(k)) {
-            Some(js) if left => {
-                li.push(i);
-                ri.push(js.first().copied());
-            }
+            // The core emits the matches of one left row last right row first.
             Some(js) => {
-                for &j in js {
+                for &j in js.iter().rev() {
                     li.push(i);
                     ri.push(Some(j));
                 }
