@@ -352,3 +352,91 @@ pub(crate) fn all(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
 pub(crate) fn any(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
     Ok(RayObj::from(truths(x)?.iter().any(|b| *b)))
 }
+
+/// The position of the first element of `x` equal to `y`, null when absent.
+fn first_at(x: &RayObj, y: &RayObj) -> Option<usize> {
+    let k = member_key(y);
+    (0..x.len()).find(|&i| coll_elem(x, i).is_some_and(|e| member_key(&e) == k))
+}
+
+/// `(find x y)`: where `y` (each element, for a vector) first occurs in `x`,
+/// null when it does not; in a string, where a substring starts.
+pub(crate) fn find(_cx: &mut Ctx, x: &RayObj, y: &RayObj) -> R<RayObj> {
+    let null = || Num::null_of(TypeCode::I64).to_obj();
+    if let (RayObj::Atom(a), RayObj::Atom(b)) = (x, y)
+        && let (crate::Scalar::Str(s), crate::Scalar::Str(p)) = (&a.value, &b.value)
+    {
+        return Ok(s.find(p.as_str()).map_or_else(null, |i| RayObj::from(i as i64)));
+    }
+    if !is_collection(x) {
+        bail!("type", "find: expects a vector or list to search, got {}", type_name(x));
+    }
+    if let RayObj::Vector(yv) = y {
+        let out: Vec<i64> = (0..yv.len())
+            .map(|i| {
+                coll_elem(y, i)
+                    .and_then(|e| first_at(x, &e))
+                    .map_or(crate::types::NULL_I64, |p| p as i64)
+            })
+            .collect();
+        return Ok(RayObj::from(out));
+    }
+    Ok(first_at(x, y).map_or_else(null, |p| RayObj::from(p as i64)))
+}
+
+/// `(diverse x)`: whether all elements of `x` are distinct.
+pub(crate) fn diverse(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    let n = match x {
+        RayObj::Vector(v) => with_keys!(v, |s| groups_of(s.as_slice()).len()),
+        RayObj::List(l) => groups_of_list(&l.items).len(),
+        _ => bail!("type", "diverse: expects a vector or list, got {}", type_name(x)),
+    };
+    Ok(RayObj::from(n == x.len()))
+}
+
+/// `(dict keys values)`: a dictionary pairing each key with a value.
+pub(crate) fn dict(_cx: &mut Ctx, k: &RayObj, v: &RayObj) -> R<RayObj> {
+    if !is_collection(k) {
+        bail!("type", "dict: keys must be a vector, got {}", type_name(k));
+    }
+    if !is_collection(v) {
+        bail!("type", "dict: values must be a vector or list, got {}", type_name(v));
+    }
+    if v.len() < k.len() {
+        bail!("length", "dict: {} keys for {} values", k.len(), v.len());
+    }
+    let vals = (0..k.len()).filter_map(|i| coll_elem(v, i)).collect();
+    Ok(RayObj::dict(k.clone(), RayObj::list(vals)))
+}
+
+/// `(remove d key)`: the dictionary without `key`.
+pub(crate) fn remove(_cx: &mut Ctx, d: &RayObj, key: &RayObj) -> R<RayObj> {
+    let RayObj::Dict(dd) = d else {
+        bail!("type", "remove: expects a dictionary, got {}", type_name(d));
+    };
+    let k = member_key(key);
+    let keep: Vec<usize> = (0..dd.keys.len())
+        .filter(|&i| coll_elem(&dd.keys, i).is_none_or(|e| member_key(&e) != k))
+        .collect();
+    Ok(RayObj::Dict(Box::new(crate::Dict {
+        attrs: dd.attrs,
+        keys: pick_obj(&dd.keys, &keep),
+        values: pick_obj(&dd.values, &keep),
+    })))
+}
+
+/// `(row t i)`: row `i` of a table as a dictionary.
+pub(crate) fn row(_cx: &mut Ctx, t: &RayObj, i: &RayObj) -> R<RayObj> {
+    let RayObj::Table(tab) = t else {
+        bail!("type", "row: expects a table, got {}", type_name(t));
+    };
+    match Num::from_obj(i) {
+        Some(n) if !n.is_float() && n.is_numeric() && !n.null => {
+            match usize::try_from(n.i).ok().filter(|&r| r < tab.rows()) {
+                Some(r) => Ok(super::coll::table_row(tab, r)),
+                None => bail!("index", "row: {} out of range", n.i),
+            }
+        }
+        _ => bail!("type", "row: index must be an integer, got {}", type_name(i)),
+    }
+}

@@ -96,6 +96,16 @@ fn seq_len(x: &RayObj) -> Option<usize> {
 /// `(take x n)`: the first `n` elements of `x` (the last `-n` when negative),
 /// cycling through `x` when it is shorter; an atom is repeated.
 pub(crate) fn take(_cx: &mut Ctx, x: &RayObj, n: &RayObj) -> R<RayObj> {
+    if let RayObj::Vector(Vector::I64(r)) = n
+        && r.len() == 2
+        && let Some(len) = seq_len(x)
+    {
+        // `[offset count]`: a slice, cut at the end.
+        let off = usize::try_from(r[0].max(0)).unwrap_or(usize::MAX).min(len);
+        let cnt = usize::try_from(r[1].max(0)).unwrap_or(0);
+        let idx: Vec<usize> = (off..len.min(off.saturating_add(cnt))).collect();
+        return Ok(pick_seq(x, &idx));
+    }
     let n = count_arg(n, "take")?;
     let m = usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX);
     if m > 1 << 32 {
