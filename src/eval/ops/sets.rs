@@ -158,36 +158,34 @@ fn search<T: Key>(s: &[T], x: &T, strict: bool) -> i64 {
 }
 
 fn bin_impl(sorted: &RayObj, x: &RayObj, strict: bool, name: &str) -> R<RayObj> {
-    let RayObj::Vector(s) = sorted else {
-        bail!("type", "{name}: expects a sorted vector, got {}", type_name(sorted));
+    let RayObj::Vector(Vector::I64(s)) = sorted else {
+        bail!(
+            "type",
+            "{name}: sorted arg must be an i64 vector, got {}",
+            type_name(sorted)
+        );
     };
-    let xs = as_coll(x);
-    let RayObj::Vector(xv) = &xs else {
-        bail!("type", "{name}: expects an atom or vector to search, got {}", type_name(x));
-    };
-    if xv.type_code() != s.type_code() {
-        // Numbers of other types are searched for by value.
-        let (Some(sn), Some(xn)) = (super::super::value::vec_nums(s), super::super::value::vec_nums(xv)) else {
-            bail!("type", "{name}: cannot search {} in {}", type_name(x), type_name(sorted));
-        };
-        let sf: Vec<f64> = sn.iter().map(|n| if n.null { f64::NAN } else { n.as_f64() }).collect();
-        let out: Vec<i64> = xn
-            .iter()
-            .map(|n| search(&sf, &if n.null { f64::NAN } else { n.as_f64() }, strict))
-            .collect();
-        return Ok(if is_collection(x) { RayObj::from(out) } else { RayObj::from(out[0]) });
+    let s = s.as_slice();
+    match x {
+        RayObj::Vector(Vector::I64(v)) => Ok(RayObj::from(
+            v.iter().map(|e| search(s, e, strict)).collect::<Vec<i64>>(),
+        )),
+        RayObj::Atom(_) => match Num::from_obj(x) {
+            Some(n) if matches!(n.t, TypeCode::I64 | TypeCode::I32) => {
+                Ok(RayObj::from(search(s, &n.i, strict)))
+            }
+            _ => bail!(
+                "type",
+                "{name}: val must be an i64 atom or vector, got {}",
+                type_name(x)
+            ),
+        },
+        _ => bail!(
+            "type",
+            "{name}: val must be an i64 atom or vector, got {}",
+            type_name(x)
+        ),
     }
-    let out: Vec<i64> = with_keys!(s, |v| {
-        let Some(q) = super::elem::typed_like(v, xv) else {
-            return Ok(RayObj::from(Vec::<i64>::new()));
-        };
-        q.iter().map(|e| search(v.as_slice(), e, strict)).collect()
-    });
-    Ok(if is_collection(x) {
-        RayObj::from(out)
-    } else {
-        RayObj::from(out.first().copied().unwrap_or(-1))
-    })
 }
 
 /// `(bin sorted x)`: for each `x`, the position of the last element of
@@ -245,6 +243,9 @@ fn fill_one(d: &RayObj, v: &RayObj) -> R<RayObj> {
 
 /// `(fill default x)`: `x` with its nulls replaced by `default`, element-wise.
 pub(crate) fn fill(_cx: &mut Ctx, d: &RayObj, x: &RayObj) -> R<RayObj> {
+    if is_collection(x) && x.is_empty() {
+        return Ok(x.clone());
+    }
     zip_atomic(d, x, "fill", &fill_one)
 }
 

@@ -561,6 +561,9 @@ fn xbar_one(x: &RayObj, b: &RayObj) -> R<RayObj> {
 /// `(xbar x size)`: `x` rounded down to a multiple of `size`, element-wise
 /// (temporal values stay temporal).
 pub(crate) fn xbar(_cx: &mut Ctx, x: &RayObj, b: &RayObj) -> R<RayObj> {
+    if matches!(x, RayObj::Vector(_)) && x.is_empty() {
+        return Ok(x.clone());
+    }
     super::math::zip_atomic(x, b, "xbar", &xbar_one)
 }
 
