@@ -233,8 +233,15 @@ fn corpus_b_agrees_with_core() {
         match (core_outcome(line), our_outcome(&ev, line)) {
             (Outcome::Value(a), Outcome::Value(b)) if a == b => {}
             (Outcome::Error(a), Outcome::Error(b)) if a == b => {}
-            (core, ours) => failures.push(format!("{line}\n    core    {core:?}\n    raywire {ours:?}")),
+            (core, ours) => failures.push(format!(
+                "{line}\n    core    {core:?}\n    raywire {ours:?}"
+            )),
         }
     }
-    assert!(failures.is_empty(), "{} disagree:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} disagree:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

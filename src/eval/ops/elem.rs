@@ -39,7 +39,9 @@ macro_rules! ord_key {
         }
     )*};
 }
-ord_key!(bool, u8, i16, i32, i64, Date, Time, Timestamp, Timespan, Guid, Symbol, String);
+ord_key!(
+    bool, u8, i16, i32, i64, Date, Time, Timestamp, Timespan, Guid, Symbol, String
+);
 
 macro_rules! float_key {
     ($($t:ty),*) => {$(
@@ -82,20 +84,62 @@ impl<T: Key> Hash for K<'_, T> {
 macro_rules! with_keys {
     ($v:expr, |$x:ident| $body:expr) => {
         match $v {
-            $crate::Vector::Bool(v) => { let $x = v; $body }
-            $crate::Vector::U8(v) => { let $x = v; $body }
-            $crate::Vector::I16(v) => { let $x = v; $body }
-            $crate::Vector::I32(v) => { let $x = v; $body }
-            $crate::Vector::I64(v) => { let $x = v; $body }
-            $crate::Vector::F32(v) => { let $x = v; $body }
-            $crate::Vector::F64(v) => { let $x = v; $body }
-            $crate::Vector::Date(v) => { let $x = v; $body }
-            $crate::Vector::Time(v) => { let $x = v; $body }
-            $crate::Vector::Timestamp(v) => { let $x = v; $body }
-            $crate::Vector::Timespan(v) => { let $x = v; $body }
-            $crate::Vector::Guid(v) => { let $x = v; $body }
-            $crate::Vector::Symbol(v) => { let $x = v; $body }
-            $crate::Vector::Str(v) => { let $x = v; $body }
+            $crate::Vector::Bool(v) => {
+                let $x = v;
+                $body
+            }
+            $crate::Vector::U8(v) => {
+                let $x = v;
+                $body
+            }
+            $crate::Vector::I16(v) => {
+                let $x = v;
+                $body
+            }
+            $crate::Vector::I32(v) => {
+                let $x = v;
+                $body
+            }
+            $crate::Vector::I64(v) => {
+                let $x = v;
+                $body
+            }
+            $crate::Vector::F32(v) => {
+                let $x = v;
+                $body
+            }
+            $crate::Vector::F64(v) => {
+                let $x = v;
+                $body
+            }
+            $crate::Vector::Date(v) => {
+                let $x = v;
+                $body
+            }
+            $crate::Vector::Time(v) => {
+                let $x = v;
+                $body
+            }
+            $crate::Vector::Timestamp(v) => {
+                let $x = v;
+                $body
+            }
+            $crate::Vector::Timespan(v) => {
+                let $x = v;
+                $body
+            }
+            $crate::Vector::Guid(v) => {
+                let $x = v;
+                $body
+            }
+            $crate::Vector::Symbol(v) => {
+                let $x = v;
+                $body
+            }
+            $crate::Vector::Str(v) => {
+                let $x = v;
+                $body
+            }
         }
     };
 }
@@ -194,6 +238,9 @@ pub(crate) fn obj_key(o: &RayObj) -> String {
 }
 
 /// The typed vector inside `v` when it has the element type of `_like`.
-pub(crate) fn typed_like<'a, T: Element>(_like: &RayVector<T>, v: &'a Vector) -> Option<&'a RayVector<T>> {
+pub(crate) fn typed_like<'a, T: Element>(
+    _like: &RayVector<T>,
+    v: &'a Vector,
+) -> Option<&'a RayVector<T>> {
     v.as_typed()
 }

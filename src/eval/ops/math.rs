@@ -1,4 +1,5 @@
-//! Math builtins: `sqrt exp log floor ceil round signum reciprocal` (unary,
+//! Math builtins: `sqrt exp log sin cos tan asin acos atan floor ceil round
+//! signum reciprocal` (unary,
 //! element-wise) and `pow` (binary, element-wise), following the core's
 //! `ops/arith.c`.
 //!
@@ -33,6 +34,24 @@ fn real(n: Num, name: &str, f: fn(f64) -> f64) -> R<Num> {
 
 fn sqrt_num(n: Num) -> R<Num> {
     real(n, "sqrt", f64::sqrt)
+}
+fn sin_num(n: Num) -> R<Num> {
+    real(n, "sin", f64::sin)
+}
+fn cos_num(n: Num) -> R<Num> {
+    real(n, "cos", f64::cos)
+}
+fn tan_num(n: Num) -> R<Num> {
+    real(n, "tan", f64::tan)
+}
+fn asin_num(n: Num) -> R<Num> {
+    real(n, "asin", f64::asin)
+}
+fn acos_num(n: Num) -> R<Num> {
+    real(n, "acos", f64::acos)
+}
+fn atan_num(n: Num) -> R<Num> {
+    real(n, "atan", f64::atan)
 }
 fn exp_num(n: Num) -> R<Num> {
     real(n, "exp", f64::exp)
@@ -97,6 +116,30 @@ fn reciprocal_num(n: Num) -> R<Num> {
 /// `(sqrt x)`.
 pub(crate) fn sqrt(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
     map_unary(x, sqrt_num, "sqrt")
+}
+/// `(sin x)`.
+pub(crate) fn sin(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    map_unary(x, sin_num, "sin")
+}
+/// `(cos x)`.
+pub(crate) fn cos(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    map_unary(x, cos_num, "cos")
+}
+/// `(tan x)`.
+pub(crate) fn tan(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    map_unary(x, tan_num, "tan")
+}
+/// `(asin x)`.
+pub(crate) fn asin(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    map_unary(x, asin_num, "asin")
+}
+/// `(acos x)`.
+pub(crate) fn acos(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    map_unary(x, acos_num, "acos")
+}
+/// `(atan x)`.
+pub(crate) fn atan(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    map_unary(x, atan_num, "atan")
 }
 /// `(exp x)`.
 pub(crate) fn exp(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {

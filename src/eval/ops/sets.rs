@@ -10,7 +10,9 @@ use super::super::Ctx;
 use super::super::error::{R, bail};
 use super::super::value::{Num, coll_elem, is_collection, is_truthy, type_name};
 use super::coll::atoms_to_vector;
-use super::elem::{K, Key, groups_of, groups_of_list, obj_key, perm, pick_obj, pick_vec, with_keys};
+use super::elem::{
+    K, Key, groups_of, groups_of_list, obj_key, perm, pick_obj, pick_vec, with_keys,
+};
 use super::math::zip_atomic;
 use crate::{Element, List, RayObj, RayVector, Table, TypeCode, Vector};
 use std::collections::HashSet;
@@ -26,6 +28,8 @@ fn as_coll(o: &RayObj) -> RayObj {
 /// How membership sees an element: numbers by value, the rest structurally.
 fn member_key(o: &RayObj) -> String {
     match Num::from_obj(o) {
+        // Integer nulls of every width are one value to membership.
+        Some(n) if n.is_numeric() && n.null => "null".into(),
         Some(n) if n.is_numeric() && !n.null => {
             if n.is_float() {
                 let f = n.as_f64();
@@ -65,9 +69,30 @@ fn membership(x: &RayObj, y: &RayObj) -> Vec<bool> {
 
 /// `(in x y)`: whether `x` (each element, for a collection) occurs in `y`.
 pub(crate) fn in_(_cx: &mut Ctx, x: &RayObj, y: &RayObj) -> R<RayObj> {
+    // A string is a sequence of characters here: each one is looked up.
+    let chars = |o: &RayObj| match o {
+        RayObj::Atom(crate::Atom {
+            value: crate::Scalar::Str(s),
+            ..
+        }) => Some(RayObj::list(
+            s.bytes()
+                .map(|b| RayObj::string(&String::from_utf8_lossy(&[b])))
+                .collect(),
+        )),
+        _ => None,
+    };
+    if let Some(xs) = chars(x) {
+        let ys = chars(y).unwrap_or_else(|| as_coll(y));
+        return Ok(RayObj::from(membership(&xs, &ys)));
+    }
     let ys = as_coll(y);
     if !is_collection(x) {
-        return Ok(RayObj::from(membership(&as_coll(x), &ys).first().copied().unwrap_or(false)));
+        return Ok(RayObj::from(
+            membership(&as_coll(x), &ys)
+                .first()
+                .copied()
+                .unwrap_or(false),
+        ));
     }
     Ok(RayObj::from(membership(x, &ys)))
 }
@@ -93,7 +118,11 @@ fn set_arg(x: &RayObj, name: &str) -> R<RayObj> {
     match x {
         RayObj::Vector(_) | RayObj::List(_) => Ok(x.clone()),
         RayObj::Atom(_) => Ok(as_coll(x)),
-        _ => bail!("type", "{name}: expects vectors or lists, got {}", type_name(x)),
+        _ => bail!(
+            "type",
+            "{name}: expects vectors or lists, got {}",
+            type_name(x)
+        ),
     }
 }
 
@@ -133,28 +162,39 @@ pub(crate) fn within(_cx: &mut Ctx, x: &RayObj, range: &RayObj) -> R<RayObj> {
         );
     }
     if range.len() != 2 {
-        bail!("length", "within: range must have 2 elements, got {}", range.len());
+        bail!(
+            "length",
+            "within: range must have 2 elements, got {}",
+            range.len()
+        );
     }
     let lo = coll_elem(range, 0).unwrap_or(RayObj::Null);
     let hi = coll_elem(range, 1).unwrap_or(RayObj::Null);
     let ge = super::atomic(super::arith::Op::Ge, x, &lo)?;
     let le = super::atomic(super::arith::Op::Le, x, &hi)?;
     let (RayObj::Vector(Vector::Bool(a)), RayObj::Vector(Vector::Bool(b))) = (&ge, &le) else {
-        bail!("type", "within: cannot compare {} with its range", type_name(x));
+        bail!(
+            "type",
+            "within: cannot compare {} with its range",
+            type_name(x)
+        );
     };
     Ok(RayObj::from(
-        a.iter().zip(b.iter()).map(|(p, q)| *p && *q).collect::<Vec<bool>>(),
+        a.iter()
+            .zip(b.iter())
+            .map(|(p, q)| *p && *q)
+            .collect::<Vec<bool>>(),
     ))
 }
 
-/// The position of the last element of sorted `s` not greater than `x` (or
-/// less than `x`, for `strict`), -1 if none.
+/// The position of the last element of sorted `s` not greater than `x` (-1
+/// if none), or for `strict` the first not less than `x`.
 fn search<T: Key>(s: &[T], x: &T, strict: bool) -> i64 {
-    let n = s.partition_point(|e| {
-        let o = e.ord(x);
-        if strict { o.is_lt() } else { o.is_le() }
-    });
-    n as i64 - 1
+    if strict {
+        // `binr`: the first position at or above `x`.
+        return s.partition_point(|e| e.ord(x).is_lt()) as i64;
+    }
+    s.partition_point(|e| e.ord(x).is_le()) as i64 - 1
 }
 
 fn bin_impl(sorted: &RayObj, x: &RayObj, strict: bool, name: &str) -> R<RayObj> {
@@ -194,7 +234,8 @@ pub(crate) fn bin(_cx: &mut Ctx, s: &RayObj, x: &RayObj) -> R<RayObj> {
     bin_impl(s, x, false, "bin")
 }
 
-/// `(binr sorted x)`: like `bin`, with the last element strictly below.
+/// `(binr sorted x)`: for each `x`, the position of the first element of
+/// `sorted` at or above it (the length when none).
 pub(crate) fn binr(_cx: &mut Ctx, s: &RayObj, x: &RayObj) -> R<RayObj> {
     bin_impl(s, x, true, "binr")
 }
@@ -203,9 +244,15 @@ pub(crate) fn binr(_cx: &mut Ctx, s: &RayObj, x: &RayObj) -> R<RayObj> {
 /// order of first appearance.
 pub(crate) fn group(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
     let (firsts, rows): (Vec<usize>, Vec<Vec<usize>>) = match x {
-        RayObj::Vector(v) => with_keys!(v, |s| groups_of(s.as_slice())).into_iter().unzip(),
+        RayObj::Vector(v) => with_keys!(v, |s| groups_of(s.as_slice()))
+            .into_iter()
+            .unzip(),
         RayObj::List(l) => groups_of_list(&l.items).into_iter().unzip(),
-        _ => bail!("type", "group: expects a vector or list, got {}", type_name(x)),
+        _ => bail!(
+            "type",
+            "group: expects a vector or list, got {}",
+            type_name(x)
+        ),
     };
     let keys = if firsts.is_empty() {
         RayObj::List(List::default())
@@ -269,7 +316,9 @@ fn fills_vec<T: Element + Clone>(v: &RayVector<T>) -> RayVector<T> {
 /// `(fills x)`: nulls filled forward, in a vector or every column of a table.
 pub(crate) fn fills(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
     match x {
-        RayObj::Vector(v) => Ok(RayObj::Vector(crate::with_vector!(v, |s| Vector::from(fills_vec(s))))),
+        RayObj::Vector(v) => Ok(RayObj::Vector(crate::with_vector!(v, |s| Vector::from(
+            fills_vec(s)
+        )))),
         RayObj::Table(t) => Ok(RayObj::Table(Table {
             attrs: t.attrs,
             names: t.names.clone(),
@@ -278,7 +327,9 @@ pub(crate) fn fills(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
                     .items
                     .iter()
                     .map(|c| match c {
-                        RayObj::Vector(v) => RayObj::Vector(crate::with_vector!(v, |s| Vector::from(fills_vec(s)))),
+                        RayObj::Vector(v) => {
+                            RayObj::Vector(crate::with_vector!(v, |s| Vector::from(fills_vec(s))))
+                        }
                         other => other.clone(),
                     })
                     .collect(),
@@ -296,10 +347,13 @@ pub(crate) fn fills(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
 pub(crate) fn is_nil(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
     Ok(match x {
         RayObj::Null => RayObj::from(true),
-        RayObj::Atom(a) => RayObj::from(
-            a.is_null() || matches!(&a.value, crate::Scalar::Str(s) if s.is_empty()),
-        ),
-        RayObj::Vector(v) => RayObj::from(with_keys!(v, |s| s.iter().map(|e| e.is_null()).collect::<Vec<bool>>())),
+        RayObj::Atom(a) => {
+            RayObj::from(a.is_null() || matches!(&a.value, crate::Scalar::Str(s) if s.is_empty()))
+        }
+        RayObj::Vector(v) => RayObj::from(with_keys!(v, |s| s
+            .iter()
+            .map(|e| e.is_null())
+            .collect::<Vec<bool>>())),
         RayObj::List(l) => RayObj::from(
             l.items
                 .iter()
@@ -336,6 +390,14 @@ pub(crate) fn bot(_cx: &mut Ctx, x: &RayObj, n: &RayObj) -> R<RayObj> {
 
 fn truths(x: &RayObj) -> R<Vec<bool>> {
     Ok(match x {
+        // Vector elements count as their raw value: a null integer is not 0.
+        RayObj::Vector(v) if super::super::value::vec_nums(v).is_some() => {
+            super::super::value::vec_nums(v)
+                .unwrap_or_default()
+                .iter()
+                .map(|n| if n.is_float() { n.f != 0.0 } else { n.i != 0 })
+                .collect()
+        }
         RayObj::Vector(_) | RayObj::List(_) => (0..x.len())
             .map(|i| coll_elem(x, i).is_some_and(|e| is_truthy(&e)))
             .collect(),
@@ -367,10 +429,16 @@ pub(crate) fn find(_cx: &mut Ctx, x: &RayObj, y: &RayObj) -> R<RayObj> {
     if let (RayObj::Atom(a), RayObj::Atom(b)) = (x, y)
         && let (crate::Scalar::Str(s), crate::Scalar::Str(p)) = (&a.value, &b.value)
     {
-        return Ok(s.find(p.as_str()).map_or_else(null, |i| RayObj::from(i as i64)));
+        return Ok(s
+            .find(p.as_str())
+            .map_or_else(null, |i| RayObj::from(i as i64)));
     }
     if !is_collection(x) {
-        bail!("type", "find: expects a vector or list to search, got {}", type_name(x));
+        bail!(
+            "type",
+            "find: expects a vector or list to search, got {}",
+            type_name(x)
+        );
     }
     if let RayObj::Vector(yv) = y {
         let out: Vec<i64> = (0..yv.len())
@@ -390,7 +458,11 @@ pub(crate) fn diverse(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
     let n = match x {
         RayObj::Vector(v) => with_keys!(v, |s| groups_of(s.as_slice()).len()),
         RayObj::List(l) => groups_of_list(&l.items).len(),
-        _ => bail!("type", "diverse: expects a vector or list, got {}", type_name(x)),
+        _ => bail!(
+            "type",
+            "diverse: expects a vector or list, got {}",
+            type_name(x)
+        ),
     };
     Ok(RayObj::from(n == x.len()))
 }
@@ -401,7 +473,11 @@ pub(crate) fn dict(_cx: &mut Ctx, k: &RayObj, v: &RayObj) -> R<RayObj> {
         bail!("type", "dict: keys must be a vector, got {}", type_name(k));
     }
     if !is_collection(v) {
-        bail!("type", "dict: values must be a vector or list, got {}", type_name(v));
+        bail!(
+            "type",
+            "dict: values must be a vector or list, got {}",
+            type_name(v)
+        );
     }
     if v.len() < k.len() {
         bail!("length", "dict: {} keys for {} values", k.len(), v.len());
@@ -438,6 +514,10 @@ pub(crate) fn row(_cx: &mut Ctx, t: &RayObj, i: &RayObj) -> R<RayObj> {
                 None => bail!("index", "row: {} out of range", n.i),
             }
         }
-        _ => bail!("type", "row: index must be an integer, got {}", type_name(i)),
+        _ => bail!(
+            "type",
+            "row: index must be an integer, got {}",
+            type_name(i)
+        ),
     }
 }

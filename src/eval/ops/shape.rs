@@ -26,11 +26,9 @@ fn count_arg(n: &RayObj, name: &str) -> R<i64> {
             }
             Ok(c.i)
         }
-        Some(c) if name == "take" => bail!(
-            "type",
-            "take: count must be an integer, got {}",
-            c.t.name()
-        ),
+        Some(c) if name == "take" => {
+            bail!("type", "take: count must be an integer, got {}", c.t.name())
+        }
         _ if name == "take" => bail!(
             "type",
             "take: requires a list and a numeric count, got {}",
@@ -100,8 +98,14 @@ pub(crate) fn take(_cx: &mut Ctx, x: &RayObj, n: &RayObj) -> R<RayObj> {
         && r.len() == 2
         && let Some(len) = seq_len(x)
     {
-        // `[offset count]`: a slice, cut at the end.
-        let off = usize::try_from(r[0].max(0)).unwrap_or(usize::MAX).min(len);
+        // `[offset count]`: a slice, cut at the end; a negative offset counts
+        // from the end.
+        let start = if r[0] < 0 {
+            (len as i64).saturating_add(r[0]).max(0)
+        } else {
+            r[0]
+        };
+        let off = usize::try_from(start).unwrap_or(usize::MAX).min(len);
         let cnt = usize::try_from(r[1].max(0)).unwrap_or(0);
         let idx: Vec<usize> = (off..len.min(off.saturating_add(cnt))).collect();
         return Ok(pick_seq(x, &idx));
@@ -113,6 +117,7 @@ pub(crate) fn take(_cx: &mut Ctx, x: &RayObj, n: &RayObj) -> R<RayObj> {
     }
     let Some(len) = seq_len(x) else {
         return match x {
+            RayObj::Atom(a) if m == 0 => Ok(super::super::value::empty_vec(a.type_code())),
             RayObj::Atom(_) => Ok(atoms_to_vector(vec![x.clone(); m])),
             _ => bail!(
                 "type",
@@ -132,7 +137,9 @@ pub(crate) fn take(_cx: &mut Ctx, x: &RayObj, n: &RayObj) -> R<RayObj> {
         (0..m).map(|i| i % len).collect()
     } else {
         let (l, mm) = (len as i128, m as i128);
-        (0..mm).map(|i| (l - mm + i).rem_euclid(l) as usize).collect()
+        (0..mm)
+            .map(|i| (l - mm + i).rem_euclid(l) as usize)
+            .collect()
     };
     Ok(pick_seq(x, &idx))
 }
@@ -144,7 +151,9 @@ pub(crate) fn drop(_cx: &mut Ctx, x: &RayObj, n: &RayObj) -> R<RayObj> {
         bail!("type", "drop: expected a collection, got {}", type_name(x));
     };
     let n = count_arg(n, "drop")?;
-    let m = usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX).min(len);
+    let m = usize::try_from(n.unsigned_abs())
+        .unwrap_or(usize::MAX)
+        .min(len);
     let idx: Vec<usize> = if n >= 0 {
         (m..len).collect()
     } else {
@@ -157,7 +166,11 @@ pub(crate) fn drop(_cx: &mut Ctx, x: &RayObj, n: &RayObj) -> R<RayObj> {
 pub(crate) fn rotate(_cx: &mut Ctx, x: &RayObj, n: &RayObj) -> R<RayObj> {
     let n = count_arg(n, "rotate")?;
     let Some(len) = seq_len(x) else {
-        bail!("type", "rotate: expected a collection, got {}", type_name(x));
+        bail!(
+            "type",
+            "rotate: expected a collection, got {}",
+            type_name(x)
+        );
     };
     if len == 0 {
         return Ok(x.clone());
@@ -171,9 +184,18 @@ pub(crate) fn rotate(_cx: &mut Ctx, x: &RayObj, n: &RayObj) -> R<RayObj> {
 /// (and at 0).
 pub(crate) fn cut(_cx: &mut Ctx, x: &RayObj, idx: &RayObj) -> R<RayObj> {
     let pos: Vec<i64> = match idx {
-        RayObj::Vector(v) if matches!(v.type_code(), TypeCode::I64 | TypeCode::I32 | TypeCode::I16 | TypeCode::U8) => {
+        RayObj::Vector(v)
+            if matches!(
+                v.type_code(),
+                TypeCode::I64 | TypeCode::I32 | TypeCode::I16 | TypeCode::U8
+            ) =>
+        {
             (0..v.len())
-                .filter_map(|i| coll_elem(idx, i).and_then(|a| Num::from_obj(&a)).map(|n| n.i))
+                .filter_map(|i| {
+                    coll_elem(idx, i)
+                        .and_then(|a| Num::from_obj(&a))
+                        .map(|n| n.i)
+                })
                 .collect()
         }
         RayObj::List(l) => {
@@ -294,7 +316,10 @@ fn concat_dicts(x: &Dict, y: &Dict) -> R<RayObj> {
     let mut keys = items_of(&x.keys);
     let mut vals = items_of(&x.values);
     for (k, v) in items_of(&y.keys).into_iter().zip(items_of(&y.values)) {
-        match keys.iter().position(|e| super::elem::obj_key(e) == super::elem::obj_key(&k)) {
+        match keys
+            .iter()
+            .position(|e| super::elem::obj_key(e) == super::elem::obj_key(&k))
+        {
             Some(i) => vals[i] = v,
             None => {
                 keys.push(k);

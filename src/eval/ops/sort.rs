@@ -100,7 +100,10 @@ pub(crate) fn table_order(t: &Table, keys: &[(String, bool)]) -> R<Vec<usize>> {
     // Stable sorts from the last key to the first give the lexicographic order.
     for (name, desc) in keys.iter().rev() {
         let Some(col) = t.column(name) else {
-            bail!("domain", "xasc/xdesc: key column '{name}' not found in table");
+            bail!(
+                "domain",
+                "xasc/xdesc: key column '{name}' not found in table"
+            );
         };
         let RayObj::Vector(v) = col else {
             bail!("type", "xasc/xdesc: key column '{name}' is not a vector");

@@ -182,9 +182,7 @@ pub(crate) fn quantile_fn(_cx: &mut Ctx, x: &RayObj, q: &RayObj) -> R<RayObj> {
 
 /// `(mode x)`: the most frequent non-null element (the first seen on ties).
 pub(crate) fn mode(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
-    let null_of = |t: TypeCode| {
-        crate::Atom::null(t).map_or(RayObj::Null, RayObj::Atom)
-    };
+    let null_of = |t: TypeCode| crate::Atom::null(t).map_or(RayObj::Null, RayObj::Atom);
     match x {
         RayObj::Atom(_) => Ok(x.clone()),
         RayObj::Vector(v) => {
@@ -236,22 +234,39 @@ fn pair_values(x: &RayObj, y: &RayObj, name: &str) -> R<Vec<(f64, f64)>> {
         match o {
             RayObj::Vector(v) => match vec_nums(v) {
                 Some(n) => Ok(n),
-                None => bail!("type", "{name}: expects numeric vectors, got {}", type_name(o)),
+                None => bail!(
+                    "type",
+                    "{name}: expects numeric vectors, got {}",
+                    type_name(o)
+                ),
             },
             RayObj::List(l) => l
                 .items
                 .iter()
                 .map(|i| match Num::from_obj(i) {
                     Some(n) if n.is_numeric() => Ok(n),
-                    _ => bail!("type", "{name}: expects numeric vectors, got {}", type_name(i)),
+                    _ => bail!(
+                        "type",
+                        "{name}: expects numeric vectors, got {}",
+                        type_name(i)
+                    ),
                 })
                 .collect(),
-            other => match Num::from_obj(other) {
-                Some(n) if n.is_numeric() => Ok(vec![n]),
-                _ => bail!("type", "{name}: expects two vectors, got {}", type_name(other)),
-            },
+            other => bail!(
+                "type",
+                "{name} expects two numeric vectors, got {}",
+                type_name(other)
+            ),
         }
     };
+    if !super::super::value::is_collection(x) || !super::super::value::is_collection(y) {
+        bail!(
+            "type",
+            "{name} expects two numeric vectors, got {} and {}",
+            type_name(x),
+            type_name(y)
+        );
+    }
     let (a, b) = (nums(x)?, nums(y)?);
     if a.len() != b.len() {
         bail!(
@@ -332,14 +347,25 @@ pub(crate) fn pearson_corr(_cx: &mut Ctx, x: &RayObj, y: &RayObj) -> R<RayObj> {
 fn vec_arg<'a>(x: &'a RayObj, name: &str) -> R<&'a Vector> {
     match x {
         RayObj::Vector(v) => Ok(v),
-        _ => bail!("type", "{name} expects a vector input, got {}", type_name(x)),
+        _ => bail!(
+            "type",
+            "{name} expects a vector input, got {}",
+            type_name(x)
+        ),
     }
 }
 
 /// The numeric elements of a running sum's or product's argument.
 fn numeric_nums(v: &Vector, name: &str) -> R<Vec<Num>> {
     match vec_nums(v) {
-        Some(ns) if !matches!(v.type_code(), TypeCode::Date | TypeCode::Time | TypeCode::Timestamp | TypeCode::Timespan) => Ok(ns),
+        Some(ns)
+            if !matches!(
+                v.type_code(),
+                TypeCode::Date | TypeCode::Time | TypeCode::Timestamp | TypeCode::Timespan
+            ) =>
+        {
+            Ok(ns)
+        }
         _ => bail!(
             "type",
             "{name} expects a numeric vector, got {}",
@@ -349,7 +375,13 @@ fn numeric_nums(v: &Vector, name: &str) -> R<Vec<Num>> {
 }
 
 /// A running fold: integers in i64 (nulls as `unit`), floats in f64.
-fn running(x: &RayObj, name: &str, unit: i64, fi: fn(i64, i64) -> i64, ff: fn(f64, f64) -> f64) -> R<RayObj> {
+fn running(
+    x: &RayObj,
+    name: &str,
+    unit: i64,
+    fi: fn(i64, i64) -> i64,
+    ff: fn(f64, f64) -> f64,
+) -> R<RayObj> {
     let v = vec_arg(x, name)?;
     let ns = numeric_nums(v, name)?;
     if is_float_t(v.type_code()) {
@@ -425,9 +457,15 @@ fn running_best<T: Key>(s: &[T], max: bool) -> Vec<T> {
 fn extremes(x: &RayObj, max: bool, name: &str) -> R<RayObj> {
     let v = vec_arg(x, name)?;
     if vec_nums(v).is_none() {
-        bail!("type", "{name} expects a numeric or temporal vector, got {}", type_name(x));
+        bail!(
+            "type",
+            "{name} expects a numeric or temporal vector, got {}",
+            type_name(x)
+        );
     }
-    Ok(RayObj::Vector(with_keys!(v, |s| Vector::from(RayVector::from_vec(running_best(s.as_slice(), max))))))
+    Ok(RayObj::Vector(with_keys!(v, |s| Vector::from(
+        RayVector::from_vec(running_best(s.as_slice(), max))
+    ))))
 }
 
 /// `(maxs v)`: running maxima.
@@ -443,7 +481,11 @@ pub(crate) fn mins(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
 pub(crate) fn deltas(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
     let v = vec_arg(x, "deltas")?;
     let Some(ns) = vec_nums(v) else {
-        bail!("type", "deltas expects a numeric vector, got {}", type_name(x));
+        bail!(
+            "type",
+            "deltas expects a numeric vector, got {}",
+            type_name(x)
+        );
     };
     if is_float_t(v.type_code()) {
         let out: Vec<f64> = (0..ns.len())
@@ -474,7 +516,11 @@ pub(crate) fn deltas(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
 pub(crate) fn ratios(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
     let v = vec_arg(x, "ratios")?;
     let Some(ns) = vec_nums(v) else {
-        bail!("type", "ratios expects a numeric vector, got {}", type_name(x));
+        bail!(
+            "type",
+            "ratios expects a numeric vector, got {}",
+            type_name(x)
+        );
     };
     let out: Vec<f64> = (0..ns.len())
         .map(|i| {
@@ -494,7 +540,9 @@ pub(crate) fn differ(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
     let v = vec_arg(x, "differ")?;
     let out: Vec<bool> = with_keys!(v, |s| {
         let s = s.as_slice();
-        (0..s.len()).map(|i| i == 0 || !s[i].same_key(&s[i - 1])).collect()
+        (0..s.len())
+            .map(|i| i == 0 || !s[i].same_key(&s[i - 1]))
+            .collect()
     });
     Ok(RayObj::from(out))
 }
@@ -504,9 +552,19 @@ fn shifted<T: Element + Clone>(v: &RayVector<T>, null: T, back: bool) -> RayVect
     let s = v.as_slice();
     let n = s.len();
     let out: Vec<T> = if back {
-        (0..n).map(|i| if i == 0 { null.clone() } else { s[i - 1].clone() }).collect()
+        (0..n)
+            .map(|i| {
+                if i == 0 {
+                    null.clone()
+                } else {
+                    s[i - 1].clone()
+                }
+            })
+            .collect()
     } else {
-        (0..n).map(|i| s.get(i + 1).cloned().unwrap_or_else(|| null.clone())).collect()
+        (0..n)
+            .map(|i| s.get(i + 1).cloned().unwrap_or_else(|| null.clone()))
+            .collect()
     };
     RayVector::from_vec(out)
 }
@@ -547,7 +605,15 @@ pub(crate) fn lead(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
 /// The window of a moving map: an integer atom of at least 1.
 fn window_arg(n: &RayObj, name: &str) -> R<usize> {
     let w = match Num::from_obj(n) {
-        Some(c) if !c.null && matches!(c.t, TypeCode::I64 | TypeCode::I32 | TypeCode::I16 | TypeCode::U8 | TypeCode::Bool) => c.i,
+        Some(c)
+            if !c.null
+                && matches!(
+                    c.t,
+                    TypeCode::I64 | TypeCode::I32 | TypeCode::I16 | TypeCode::U8 | TypeCode::Bool
+                ) =>
+        {
+            c.i
+        }
         _ => bail!("type", "{name} window must be an integer atom"),
     };
     if w < 1 {
@@ -562,7 +628,10 @@ pub(crate) fn msum(_cx: &mut Ctx, n: &RayObj, x: &RayObj) -> R<RayObj> {
     let v = vec_arg(x, "msum")?;
     let ns = numeric_nums(v, "msum")?;
     if is_float_t(v.type_code()) {
-        let vals: Vec<f64> = ns.iter().map(|n| if n.null { 0.0 } else { n.as_f64() }).collect();
+        let vals: Vec<f64> = ns
+            .iter()
+            .map(|n| if n.null { 0.0 } else { n.as_f64() })
+            .collect();
         let mut acc = 0.0;
         let out: Vec<f64> = (0..vals.len())
             .map(|i| {
@@ -654,9 +723,15 @@ fn moving_extremes(n: &RayObj, x: &RayObj, max: bool, name: &str) -> R<RayObj> {
     let w = window_arg(n, name)?;
     let v = vec_arg(x, name)?;
     if vec_nums(v).is_none() {
-        bail!("type", "{name} expects a numeric or temporal vector, got {}", type_name(x));
+        bail!(
+            "type",
+            "{name} expects a numeric or temporal vector, got {}",
+            type_name(x)
+        );
     }
-    Ok(RayObj::Vector(with_keys!(v, |s| Vector::from(RayVector::from_vec(moving_best(s.as_slice(), w, max))))))
+    Ok(RayObj::Vector(with_keys!(v, |s| Vector::from(
+        RayVector::from_vec(moving_best(s.as_slice(), w, max))
+    ))))
 }
 
 /// `(mmax n v)`: maxima over the last `n` elements.
@@ -666,4 +741,38 @@ pub(crate) fn mmax(_cx: &mut Ctx, n: &RayObj, x: &RayObj) -> R<RayObj> {
 /// `(mmin n v)`: minima over the last `n` elements.
 pub(crate) fn mmin(_cx: &mut Ctx, n: &RayObj, x: &RayObj) -> R<RayObj> {
     moving_extremes(n, x, false, "mmin")
+}
+
+/// Moving population variances over the last `n` non-null values.
+fn moving_var(n: &RayObj, x: &RayObj, name: &str, root: bool) -> R<RayObj> {
+    let w = window_arg(n, name)?;
+    let v = vec_arg(x, name)?;
+    let ns = numeric_nums(v, name)?;
+    let out: Vec<f64> = (0..ns.len())
+        .map(|i| {
+            let lo = (i + 1).saturating_sub(w);
+            let vals: Vec<f64> = ns[lo..=i]
+                .iter()
+                .filter(|n| !n.null)
+                .map(Num::as_f64)
+                .collect();
+            if vals.is_empty() {
+                return f64::NAN;
+            }
+            let m = vals.iter().sum::<f64>() / vals.len() as f64;
+            let var = vals.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / vals.len() as f64;
+            if root { var.sqrt() } else { var }
+        })
+        .collect();
+    Ok(RayObj::from(out))
+}
+
+/// `(mvar n v)`: population variances over the last `n` elements.
+pub(crate) fn mvar(_cx: &mut Ctx, n: &RayObj, x: &RayObj) -> R<RayObj> {
+    moving_var(n, x, "mvar", false)
+}
+
+/// `(mdev n v)`: population standard deviations over the last `n` elements.
+pub(crate) fn mdev(_cx: &mut Ctx, n: &RayObj, x: &RayObj) -> R<RayObj> {
+    moving_var(n, x, "mdev", true)
 }

@@ -112,7 +112,11 @@ pub(crate) fn split(_cx: &mut Ctx, x: &RayObj, d: &RayObj) -> R<RayObj> {
         );
     };
     let Some(delim) = str_atom(d) else {
-        bail!("type", "split: expected str delimiter, got {}", type_name(d));
+        bail!(
+            "type",
+            "split: expected str delimiter, got {}",
+            type_name(d)
+        );
     };
     let parts: Vec<RayObj> = if delim.is_empty() {
         vec![RayObj::string(s)]

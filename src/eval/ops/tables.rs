@@ -89,9 +89,16 @@ fn entries(spec: &RayObj, what: &str) -> R<Vec<(String, RayObj)>> {
     for i in 0..d.keys.len() {
         let k = coll_elem(&d.keys, i).unwrap_or(RayObj::Null);
         let Some(name) = sym_of(&k) else {
-            bail!("type", "{what}: keys must be symbols, got {}", type_name(&k));
+            bail!(
+                "type",
+                "{what}: keys must be symbols, got {}",
+                type_name(&k)
+            );
         };
-        out.push((name.to_owned(), coll_elem(&d.values, i).unwrap_or(RayObj::Null)));
+        out.push((
+            name.to_owned(),
+            coll_elem(&d.values, i).unwrap_or(RayObj::Null),
+        ));
     }
     Ok(out)
 }
@@ -111,7 +118,11 @@ fn target(cx: &mut Ctx, from: &RayObj, what: &str) -> R<(Option<String>, Arc<Ray
         return Ok((Some(name), g.into_arc()));
     }
     if !matches!(*v, RayObj::Table(_)) {
-        bail!("type", "{what}: `from:` must be a table, got {}", type_name(&v));
+        bail!(
+            "type",
+            "{what}: `from:` must be a table, got {}",
+            type_name(&v)
+        );
     }
     Ok((None, v.into_arc()))
 }
@@ -149,11 +160,9 @@ fn where_rows(cx: &mut Ctx, t: &Arc<RayObj>, w: Option<&RayObj>) -> R<Vec<usize>
             .filter(|(_, k)| **k)
             .map(|(i, _)| i)
             .collect()),
-        RayObj::Vector(Vector::Bool(b)) => bail!(
-            "length",
-            "where: mask has {} rows, table has {n}",
-            b.len()
-        ),
+        RayObj::Vector(Vector::Bool(b)) => {
+            bail!("length", "where: mask has {} rows, table has {n}", b.len())
+        }
         m @ RayObj::Atom(_) => Ok(if super::super::value::is_truthy(&m) {
             (0..n).collect()
         } else {
@@ -244,15 +253,8 @@ fn scatter(base: Option<&RayObj>, nrows: usize, rows: &[usize], vals: &RayObj) -
     match (&base, &vals) {
         (RayObj::Vector(b), RayObj::Vector(v)) if b.type_code() == v.type_code() => {
             Ok(RayObj::Vector(crate::with_vector!(b, |x| {
-                let mut d = x.as_slice().to_vec();
-                if let Some(src) = super::elem::typed_like(x, v) {
-                    for (k, &r) in rows.iter().enumerate() {
-                        if let (Some(slot), Some(val)) = (d.get_mut(r), src.get(k)) {
-                            *slot = val.clone();
-                        }
-                    }
-                }
-                Vector::from(RayVector::from_vec(d))
+                let src = super::elem::typed_like(x, v).map_or(&[][..], |s| s.as_slice());
+                Vector::from(RayVector::from_vec(assign(x.as_slice(), rows, src)))
             })))
         }
         (RayObj::List(b), _) => {
@@ -273,11 +275,26 @@ fn scatter(base: Option<&RayObj>, nrows: usize, rows: &[usize], vals: &RayObj) -
     }
 }
 
+/// `base` with `src[k]` written at position `rows[k]`.
+fn assign<T: Clone>(base: &[T], rows: &[usize], src: &[T]) -> Vec<T> {
+    let mut d = base.to_vec();
+    for (&r, val) in rows.iter().zip(src) {
+        if let Some(slot) = d.get_mut(r) {
+            *slot = val.clone();
+        }
+    }
+    d
+}
+
 /// `(update {col: expr ... from: t where: cond by: keys})`: the table with the
 /// named columns computed (over the selected rows, per group with `by:`).
 pub(crate) fn update(cx: &mut Ctx, args: &[RayObj]) -> R<V> {
     let [spec] = args else {
-        bail!("arity", "update: expects one dict argument, got {}", args.len());
+        bail!(
+            "arity",
+            "update: expects one dict argument, got {}",
+            args.len()
+        );
     };
     let spec = match spec {
         d @ RayObj::Dict(_) => d.clone(),
@@ -338,7 +355,11 @@ pub(crate) fn update(cx: &mut Ctx, args: &[RayObj]) -> R<V> {
             },
         };
         if column.len() != nrows {
-            bail!("length", "update: column '{col}' has {} rows, table has {nrows}", column.len());
+            bail!(
+                "length",
+                "update: column '{col}' has {} rows, table has {nrows}",
+                column.len()
+            );
         }
         match at {
             Some(i) => cols[i] = column,
@@ -355,7 +376,11 @@ pub(crate) fn update(cx: &mut Ctx, args: &[RayObj]) -> R<V> {
 /// `(delete {from: t where: cond})`: the table without the selected rows.
 pub(crate) fn delete(cx: &mut Ctx, args: &[RayObj]) -> R<V> {
     let [spec] = args else {
-        bail!("arity", "delete: expects one dict argument, got {}", args.len());
+        bail!(
+            "arity",
+            "delete: expects one dict argument, got {}",
+            args.len()
+        );
     };
     let spec = match spec {
         d @ RayObj::Dict(_) => d.clone(),
@@ -436,7 +461,11 @@ fn names_arg(keys: &RayObj, what: &str) -> R<Vec<String>> {
             .collect(),
         other => match sym_of(other) {
             Some(s) => Ok(vec![s.to_owned()]),
-            None => bail!("type", "{what}: keys must be symbols, got {}", type_name(other)),
+            None => bail!(
+                "type",
+                "{what}: keys must be symbols, got {}",
+                type_name(other)
+            ),
         },
     }
 }
@@ -458,7 +487,10 @@ pub(crate) fn xgroup(_cx: &mut Ctx, t: &RayObj, keys: &RayObj) -> R<RayObj> {
         bail!("type", "xgroup: expects a table, got {}", type_name(t));
     };
     let names = names_arg(keys, "xgroup")?;
-    let kc: Vec<RayObj> = key_cols(tab, &names, "xgroup")?.into_iter().cloned().collect();
+    let kc: Vec<RayObj> = key_cols(tab, &names, "xgroup")?
+        .into_iter()
+        .cloned()
+        .collect();
     let all: Vec<usize> = (0..tab.rows()).collect();
     let groups = group_of_rows(&kc, &all);
     let keys: Vec<RayObj> = groups
@@ -492,7 +524,10 @@ pub(crate) fn ungroup(_cx: &mut Ctx, t: &RayObj) -> R<RayObj> {
         .items
         .iter()
         .map(|c| match c {
-            RayObj::List(l) => l.items.iter().all(|i| matches!(i, RayObj::Vector(_) | RayObj::List(_))),
+            RayObj::List(l) => l
+                .items
+                .iter()
+                .all(|i| matches!(i, RayObj::Vector(_) | RayObj::List(_))),
             _ => false,
         })
         .collect();
@@ -569,7 +604,12 @@ pub(crate) fn xbar(_cx: &mut Ctx, x: &RayObj, b: &RayObj) -> R<RayObj> {
 
 /// Positions of right rows by key, and the key of each left row, for the
 /// equality joins.
-fn key_index(l: &[&RayObj], r: &[&RayObj], nl: usize, nr: usize) -> (Vec<String>, HashMap<String, Vec<usize>>) {
+fn key_index(
+    l: &[&RayObj],
+    r: &[&RayObj],
+    nl: usize,
+    nr: usize,
+) -> (Vec<String>, HashMap<String, Vec<usize>>) {
     let key = |cols: &[&RayObj], i: usize| -> String {
         cols.iter()
             .map(|c| member(&coll_elem(c, i).unwrap_or(RayObj::Null)))
@@ -597,13 +637,7 @@ fn is_null_key(k: &str) -> bool {
 
 /// The joined table: the left rows `li` and, for the right table's other
 /// columns, rows `ri` (`None` gives nulls).
-fn joined(
-    lt: &Table,
-    rt: &Table,
-    keys: &[String],
-    li: &[usize],
-    ri: &[Option<usize>],
-) -> Table {
+fn joined(lt: &Table, rt: &Table, keys: &[String], li: &[usize], ri: &[Option<usize>]) -> Table {
     let mut names: Vec<Symbol> = lt.names.to_vec();
     let mut cols: Vec<RayObj> = lt.columns.items.iter().map(|c| pick_obj(c, li)).collect();
     for (n, c) in rt.names.iter().zip(&rt.columns.items) {
@@ -614,7 +648,10 @@ fn joined(
             RayObj::Vector(v) => RayObj::Vector(gather(v, ri)),
             RayObj::List(l) => RayObj::list(
                 ri.iter()
-                    .map(|i| i.and_then(|i| l.items.get(i).cloned()).unwrap_or(RayObj::Null))
+                    .map(|i| {
+                        i.and_then(|i| l.items.get(i).cloned())
+                            .unwrap_or(RayObj::Null)
+                    })
                     .collect(),
             ),
             other => other.clone(),
@@ -629,15 +666,28 @@ fn joined(
 
 fn join_args<'a>(args: &'a [V], what: &str) -> R<(Vec<String>, &'a Table, &'a Table)> {
     let [k, l, r] = args else {
-        bail!("arity", "{what}: expects keys and two tables, got {} args", args.len());
+        bail!(
+            "arity",
+            "{what}: expects keys and two tables, got {} args",
+            args.len()
+        );
     };
     let (lo, ro): (&'a RayObj, &'a RayObj) = (l, r);
     let (RayObj::Table(lt), RayObj::Table(rt)) = (lo, ro) else {
-        bail!("type", "{what}: expects two tables, got {} and {}", type_name(l), type_name(r));
+        bail!(
+            "type",
+            "{what}: expects two tables, got {} and {}",
+            type_name(l),
+            type_name(r)
+        );
     };
     let keys = match &**k {
         RayObj::Vector(Vector::Symbol(_)) | RayObj::List(_) => names_arg(k, what)?,
-        other => bail!("type", "join: keys must be a symbol list, got {}", type_name(other)),
+        other => bail!(
+            "type",
+            "join: keys must be a symbol list, got {}",
+            type_name(other)
+        ),
     };
     Ok((keys, lt, rt))
 }
@@ -770,8 +820,14 @@ pub(crate) fn select_options(
         let rows = t.rows();
         let idx: Vec<usize> = match Num::from_obj(n) {
             Some(c) if !c.is_float() && c.is_numeric() && !c.null => {
-                let m = usize::try_from(c.i.unsigned_abs()).unwrap_or(usize::MAX).min(rows);
-                if c.i >= 0 { (0..m).collect() } else { (rows - m..rows).collect() }
+                let m = usize::try_from(c.i.unsigned_abs())
+                    .unwrap_or(usize::MAX)
+                    .min(rows);
+                if c.i >= 0 {
+                    (0..m).collect()
+                } else {
+                    (rows - m..rows).collect()
+                }
             }
             _ => match n {
                 RayObj::Vector(Vector::I64(r)) if r.len() == 2 => {
