@@ -1,6 +1,6 @@
 //! Table builtins beyond `select`: `update` and `delete` (with `where:` and
 //! `by:`), `meta cols xgroup ungroup xbar`, the joins `left-join inner-join
-//! asof-join`, and the `take:`/`asc:`/`desc:` options of `select`, following
+//! anti-join asof-join`, and the `take:`/`asc:`/`desc:` options of `select`, following
 //! the core's `ops/query.c`, `ops/tblop.c` and `ops/builtins.c`.
 
 use super::super::error::{R, bail, err};
@@ -50,6 +50,10 @@ static BUILTINS: &[Def] = &[
     Def {
         name: "inner-join",
         imp: Imp::Vary(inner_join),
+    },
+    Def {
+        name: "anti-join",
+        imp: Imp::Vary(anti_join),
     },
     Def {
         name: "asof-join",
@@ -602,37 +606,69 @@ pub(crate) fn xbar(_cx: &mut Ctx, x: &RayObj, b: &RayObj) -> R<RayObj> {
     super::math::zip_atomic(x, b, "xbar", &xbar_one)
 }
 
-/// Positions of right rows by key, and the key of each left row, for the
-/// equality joins.
-fn key_index(
-    l: &[&RayObj],
-    r: &[&RayObj],
-    nl: usize,
-    nr: usize,
-) -> (Vec<String>, HashMap<String, Vec<usize>>) {
-    let key = |cols: &[&RayObj], i: usize| -> String {
-        cols.iter()
-            .map(|c| member(&coll_elem(c, i).unwrap_or(RayObj::Null)))
-            .collect::<Vec<_>>()
-            .join("\u{1}")
+/// The right rows of equal keys, grouped, and for each left row the group of
+/// its key (`None` when nothing matches; a null key never matches).
+type KeyGroups = (Vec<Option<usize>>, Vec<Vec<usize>>);
+
+fn key_index(l: &[&RayObj], r: &[&RayObj], nl: usize, nr: usize) -> KeyGroups {
+    // One key column of one type on both sides: hash the elements directly.
+    if let ([RayObj::Vector(lv)], [RayObj::Vector(rv)]) = (l, r)
+        && lv.type_code() == rv.type_code()
+    {
+        return with_keys!(lv, |ls| {
+            let Some(rs) = super::elem::typed_like(ls, rv) else {
+                return (vec![None; nl], Vec::new());
+            };
+            let mut at: HashMap<super::elem::K<'_, _>, usize> = HashMap::new();
+            let mut groups: Vec<Vec<usize>> = Vec::new();
+            for (j, x) in rs.iter().enumerate() {
+                if x.is_null() {
+                    continue;
+                }
+                let g = *at.entry(super::elem::K(x)).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+                groups[g].push(j);
+            }
+            let left = ls
+                .iter()
+                .map(|x| {
+                    if x.is_null() {
+                        None
+                    } else {
+                        at.get(&super::elem::K(x)).copied()
+                    }
+                })
+                .collect();
+            (left, groups)
+        });
+    }
+    let key = |cols: &[&RayObj], i: usize| -> Option<String> {
+        let mut parts = Vec::with_capacity(cols.len());
+        for c in cols {
+            let e = coll_elem(c, i).unwrap_or(RayObj::Null);
+            if matches!(&e, RayObj::Atom(a) if a.is_null()) {
+                return None;
+            }
+            parts.push(super::elem::obj_key(&e));
+        }
+        Some(parts.join("\u{1}"))
     };
-    let mut idx: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
     for j in 0..nr {
-        idx.entry(key(r, j)).or_default().push(j);
+        let Some(k) = key(r, j) else { continue };
+        let g = *at.entry(k).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(j);
     }
-    ((0..nl).map(|i| key(l, i)).collect(), idx)
-}
-
-/// A join key: null keys never match.
-fn member(o: &RayObj) -> String {
-    if matches!(o, RayObj::Atom(a) if a.is_null()) {
-        return "\u{0}null".into();
-    }
-    super::elem::obj_key(o)
-}
-
-fn is_null_key(k: &str) -> bool {
-    k.split('\u{1}').any(|p| p == "\u{0}null")
+    let left = (0..nl)
+        .map(|i| key(l, i).and_then(|k| at.get(&k).copied()))
+        .collect();
+    (left, groups)
 }
 
 /// The joined table: the left rows `li` and, for the right table's other
@@ -696,10 +732,10 @@ fn eq_join(args: &[V], left: bool, what: &str) -> R<RayObj> {
     let (keys, lt, rt) = join_args(args, what)?;
     let lk = key_cols(lt, &keys, what)?;
     let rk = key_cols(rt, &keys, what)?;
-    let (lkeys, idx) = key_index(&lk, &rk, lt.rows(), rt.rows());
+    let (lgroup, groups) = key_index(&lk, &rk, lt.rows(), rt.rows());
     let (mut li, mut ri) = (Vec::new(), Vec::new());
-    for (i, k) in lkeys.iter().enumerate() {
-        match idx.get(k).filter(|_| !is_null_key(k)) {
+    for (i, g) in lgroup.iter().enumerate() {
+        match g.and_then(|g| groups.get(g)) {
             // The core emits the matches of one left row last right row first.
             Some(js) => {
                 for &j in js.iter().rev() {
@@ -721,6 +757,16 @@ fn eq_join(args: &[V], left: bool, what: &str) -> R<RayObj> {
 /// other columns from the first right row of equal keys (nulls without one).
 pub(crate) fn left_join(_cx: &mut Ctx, args: &[V]) -> R<RayObj> {
     eq_join(args, true, "left-join")
+}
+
+/// `(anti-join keys left right)`: the left rows whose keys match no right row.
+pub(crate) fn anti_join(_cx: &mut Ctx, args: &[V]) -> R<RayObj> {
+    let (keys, lt, rt) = join_args(args, "anti-join")?;
+    let lk = key_cols(lt, &keys, "anti-join")?;
+    let rk = key_cols(rt, &keys, "anti-join")?;
+    let (lgroup, _) = key_index(&lk, &rk, lt.rows(), rt.rows());
+    let rows: Vec<usize> = (0..lt.rows()).filter(|&i| lgroup[i].is_none()).collect();
+    Ok(RayObj::Table(sort::reorder(lt, &rows)))
 }
 
 /// `(inner-join keys left right)`: every pair of rows with equal keys.
@@ -748,26 +794,29 @@ pub(crate) fn asof_join(_cx: &mut Ctx, args: &[V]) -> R<RayObj> {
     if ltv.type_code() != rtv.type_code() {
         bail!("type", "asof-join: time columns differ in type");
     }
-    let (lkeys, idx) = key_index(&lk, &rk, lt.rows(), rt.rows());
+    let (lgroup, groups) = key_index(&lk, &rk, lt.rows(), rt.rows());
     let ri: Vec<Option<usize>> = with_keys!(ltv, |ls| {
         let Some(rs) = super::elem::typed_like(ls, rtv) else {
             return Err(err!("type", "asof-join: time columns differ in type"));
         };
-        let mut sorted: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (k, js) in &idx {
-            let mut js: Vec<usize> = js.iter().copied().filter(|&j| !rs[j].is_null()).collect();
-            js.sort_by(|&a, &b| rs[a].ord(&rs[b]).then(a.cmp(&b)));
-            sorted.insert(k.as_str(), js);
-        }
-        lkeys
+        // Each group's right rows in time order (ties in row order).
+        let sorted: Vec<Vec<usize>> = groups
+            .iter()
+            .map(|js| {
+                let mut js: Vec<usize> = js.iter().copied().filter(|&j| !rs[j].is_null()).collect();
+                js.sort_by(|&a, &b| rs[a].ord(&rs[b]).then(a.cmp(&b)));
+                js
+            })
+            .collect();
+        lgroup
             .iter()
             .enumerate()
-            .map(|(i, k)| {
+            .map(|(i, g)| {
                 let t = &ls[i];
-                if t.is_null() || is_null_key(k) {
+                if t.is_null() {
                     return None;
                 }
-                let js = sorted.get(k.as_str())?;
+                let js = sorted.get((*g)?)?;
                 let n = js.partition_point(|&j| rs[j].ord(t).is_le());
                 n.checked_sub(1).map(|p| js[p])
             })
