@@ -348,6 +348,15 @@ static BUILTINS_B: &[Def] = defs![
     "hh" => Imp::Unary(temporal::hh),
     "minute" => Imp::Unary(temporal::minute),
     "ss" => Imp::Unary(temporal::ss),
+    "year" => Imp::Unary(temporal::year),
+    "month" => Imp::Unary(temporal::month),
+    "day" => Imp::Unary(temporal::day),
+    "dayofyear" => Imp::Unary(temporal::dayofyear),
+    "dayofweek" => Imp::Unary(temporal::dayofweek),
+    "hour" => Imp::Unary(temporal::hour),
+    "second" => Imp::Unary(temporal::second),
+    "ilike" => Imp::Binary(strings::ilike),
+    "xrank" => Imp::Binary(sort::xrank),
 ];
 
 /// The builtin of part B's families called `name`.

@@ -141,3 +141,24 @@ fn sort_table(t: &RayObj, keys: &RayObj, desc: bool) -> R<RayObj> {
     let order = table_order(tab, &keys)?;
     Ok(RayObj::Table(reorder(tab, &order)))
 }
+
+/// `(xrank n v)`: each element's bucket, 0 to `n - 1`, by its place in the
+/// ascending order.
+pub(crate) fn xrank(_cx: &mut Ctx, n: &RayObj, x: &RayObj) -> R<RayObj> {
+    let groups = match super::super::value::Num::from_obj(n) {
+        Some(k) if k.is_numeric() => k.i,
+        _ => bail!("type", "xrank: first arg must be integer"),
+    };
+    let RayObj::Vector(v) = x else {
+        bail!("type", "xrank: second arg must be a vector");
+    };
+    let len = v.len() as i64;
+    if groups <= 0 || len == 0 {
+        return Ok(RayObj::from(Vec::<i64>::new()));
+    }
+    let mut r = vec![0i64; v.len()];
+    for (place, i) in perm(v, false).into_iter().enumerate() {
+        r[i] = (place as i64).saturating_mul(groups) / len;
+    }
+    Ok(RayObj::from(r))
+}

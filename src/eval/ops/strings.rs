@@ -234,7 +234,23 @@ pub(crate) fn like(_cx: &mut Ctx, x: &RayObj, p: &RayObj) -> R<RayObj> {
     let Some(pat) = str_atom(p) else {
         bail!("type", "like: pattern must be a string");
     };
-    let pat = pat.as_bytes();
+    like_impl(x, pat.as_bytes())
+}
+
+/// `(ilike x pattern)` inside a query: `like` ignoring ASCII case (the core's
+/// query planner knows it; its evaluator outside a query does not).
+pub(crate) fn ilike(cx: &mut Ctx, x: &RayObj, p: &RayObj) -> R<RayObj> {
+    if cx.query.is_empty() {
+        bail!("name", "'ilike' undefined");
+    }
+    let Some(pat) = str_atom(p) else {
+        bail!("type", "like: pattern must be a string");
+    };
+    let lower = transform(x, str::to_ascii_lowercase)?;
+    like_impl(&lower, pat.to_ascii_lowercase().as_bytes())
+}
+
+fn like_impl(x: &RayObj, pat: &[u8]) -> R<RayObj> {
     Ok(match x {
         RayObj::Atom(_) if text_atom(x).is_some() => {
             RayObj::from(glob(text_atom(x).unwrap_or_default().as_bytes(), pat))

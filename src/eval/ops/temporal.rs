@@ -27,8 +27,8 @@ enum Part {
     Second,
 }
 
-/// Splits a temporal value into days since 2000-01-01 and milliseconds... of
-/// the day in nanoseconds.
+/// Splits a temporal value into days since 2000-01-01 and the time of day in
+/// nanoseconds.
 fn split(t: TypeCode, v: i64) -> (i64, i64) {
     match t {
         TypeCode::Date => (v, 0),
@@ -134,5 +134,50 @@ pub(crate) fn minute(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
 }
 /// `(ss x)`: the second of the minute.
 pub(crate) fn ss(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    extract(x, Part::Second)
+}
+
+/// The query-only spellings of the parts (`year`, `hour`, ...): the core's
+/// query planner knows them, its evaluator outside a query does not.
+fn in_query(cx: &Ctx, name: &str) -> R<()> {
+    if cx.query.is_empty() {
+        bail!("name", "'{name}' undefined");
+    }
+    Ok(())
+}
+
+/// `(year x)` inside a query: [`yyyy`].
+pub(crate) fn year(cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    in_query(cx, "year")?;
+    extract(x, Part::Year)
+}
+/// `(month x)` inside a query: [`mm`].
+pub(crate) fn month(cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    in_query(cx, "month")?;
+    extract(x, Part::Month)
+}
+/// `(day x)` inside a query: [`dd`].
+pub(crate) fn day(cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    in_query(cx, "day")?;
+    extract(x, Part::Day)
+}
+/// `(dayofyear x)` inside a query: [`doy`].
+pub(crate) fn dayofyear(cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    in_query(cx, "dayofyear")?;
+    extract(x, Part::DayOfYear)
+}
+/// `(dayofweek x)` inside a query: [`dow`].
+pub(crate) fn dayofweek(cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    in_query(cx, "dayofweek")?;
+    extract(x, Part::DayOfWeek)
+}
+/// `(hour x)` inside a query: [`hh`].
+pub(crate) fn hour(cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    in_query(cx, "hour")?;
+    extract(x, Part::Hour)
+}
+/// `(second x)` inside a query: [`ss`].
+pub(crate) fn second(cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    in_query(cx, "second")?;
     extract(x, Part::Second)
 }
