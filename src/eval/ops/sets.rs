@@ -68,7 +68,20 @@ fn membership(x: &RayObj, y: &RayObj) -> Vec<bool> {
 }
 
 /// `(in x y)`: whether `x` (each element, for a collection) occurs in `y`.
-pub(crate) fn in_(_cx: &mut Ctx, x: &RayObj, y: &RayObj) -> R<RayObj> {
+pub(crate) fn in_(cx: &mut Ctx, x: &RayObj, y: &RayObj) -> R<RayObj> {
+    let mut r = in_impl(x, y)?;
+    // Inside a query the core's vector kernel matches no null element.
+    if !cx.query.is_empty()
+        && let (RayObj::Vector(Vector::Bool(b)), RayObj::Vector(xv)) = (&mut r, x)
+    {
+        let nulls: Vec<bool> = with_keys!(xv, |s| s.iter().map(|e| e.is_null()).collect());
+        let bits: Vec<bool> = b.iter().zip(&nulls).map(|(m, n)| *m && !n).collect();
+        r = RayObj::from(bits);
+    }
+    Ok(r)
+}
+
+fn in_impl(x: &RayObj, y: &RayObj) -> R<RayObj> {
     // A string is a sequence of characters here: each one is looked up.
     let chars = |o: &RayObj| match o {
         RayObj::Atom(crate::Atom {
@@ -99,8 +112,17 @@ pub(crate) fn in_(_cx: &mut Ctx, x: &RayObj, y: &RayObj) -> R<RayObj> {
 
 /// `(not-in x y)`: whether `x` (each element) is absent from `y`.
 pub(crate) fn not_in(cx: &mut Ctx, x: &RayObj, y: &RayObj) -> R<RayObj> {
-    let m = in_(cx, x, y)?;
-    super::logic::not(cx, &m)
+    let m = in_impl(x, y)?;
+    let mut r = super::logic::not(cx, &m)?;
+    // Inside a query a null element is neither in nor not in.
+    if !cx.query.is_empty()
+        && let (RayObj::Vector(Vector::Bool(b)), RayObj::Vector(xv)) = (&mut r, x)
+    {
+        let nulls: Vec<bool> = with_keys!(xv, |s| s.iter().map(|e| e.is_null()).collect());
+        let bits: Vec<bool> = b.iter().zip(&nulls).map(|(m, n)| *m && !n).collect();
+        r = RayObj::from(bits);
+    }
+    Ok(r)
 }
 
 /// The positions of `x` kept by a filter.

@@ -282,6 +282,9 @@ fn like_impl(x: &RayObj, pat: &[u8]) -> R<RayObj> {
 /// How `format` shows an argument: strings and symbols as their text, other
 /// values in the core's display form.
 fn shown(o: &RayObj) -> String {
+    if matches!(o, RayObj::Atom(Atom { value: Scalar::Symbol(s), .. }) if s.is_empty()) {
+        return "'".into();
+    }
     match text_atom(o) {
         Some(s) => s.to_owned(),
         None => o.to_string(),
