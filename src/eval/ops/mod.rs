@@ -357,6 +357,8 @@ static BUILTINS_B: &[Def] = defs![
     "second" => Imp::Unary(temporal::second),
     "ilike" => Imp::Binary(strings::ilike),
     "xrank" => Imp::Binary(sort::xrank),
+    "date" => Imp::Unary(temporal::date),
+    "time" => Imp::Unary(temporal::time),
 ];
 
 /// The builtin of part B's families called `name`.

@@ -103,7 +103,27 @@ pub(crate) fn strlen(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
 }
 
 /// `(split s delim)`: the pieces of `s` between occurrences of `delim`.
-pub(crate) fn split(_cx: &mut Ctx, x: &RayObj, d: &RayObj) -> R<RayObj> {
+pub(crate) fn split(cx: &mut Ctx, x: &RayObj, d: &RayObj) -> R<RayObj> {
+    // Split at positions: the pieces `cut` makes.
+    if matches!(d, RayObj::Vector(Vector::I64(_)))
+        && (text_atom(x).is_some() || matches!(x, RayObj::Vector(_) | RayObj::List(_)))
+    {
+        // No piece before the first position; list pieces of one type
+        // become vectors.
+        let starts_at_zero = matches!(d, RayObj::Vector(Vector::I64(p)) if p.first() == Some(&0));
+        let RayObj::List(pieces) = super::shape::cut(cx, x, d)? else {
+            bail!("type", "split: cannot split {}", type_name(x));
+        };
+        let skip = usize::from(!starts_at_zero && !d.is_empty());
+        return Ok(RayObj::list(
+            pieces
+                .items
+                .into_iter()
+                .skip(skip)
+                .map(super::coll::collapse_uniform)
+                .collect(),
+        ));
+    }
     let Some(s) = text_atom(x) else {
         bail!(
             "type",

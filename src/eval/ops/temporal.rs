@@ -181,3 +181,55 @@ pub(crate) fn second(cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
     in_query(cx, "second")?;
     extract(x, Part::Second)
 }
+
+/// `(date x)`: the timestamp of the start of `x`'s day, element-wise.
+pub(crate) fn date(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    truncated(x, DAY_NS, "date")
+}
+
+/// `(time x)`: the timestamp of `x` cut to the second, element-wise.
+pub(crate) fn time(_cx: &mut Ctx, x: &RayObj) -> R<RayObj> {
+    truncated(x, 1_000_000_000, "time")
+}
+
+/// A temporal value as a timestamp (nanoseconds since 2000-01-01).
+fn as_ns(t: TypeCode, v: i64) -> i64 {
+    match t {
+        TypeCode::Date => v.saturating_mul(DAY_NS),
+        TypeCode::Time => v.saturating_mul(1_000_000),
+        _ => v,
+    }
+}
+
+/// Temporal values as timestamps rounded down to a multiple of `unit`.
+fn truncated(x: &RayObj, unit: i64, name: &str) -> R<RayObj> {
+    let cut = |t: TypeCode, v: i64| as_ns(t, v).div_euclid(unit).saturating_mul(unit);
+    if let Some(n) = Num::from_obj(x)
+        && n.is_temporal()
+    {
+        if n.null {
+            return Ok(Num::null_of(TypeCode::Timestamp).to_obj());
+        }
+        return Ok(Num::int(TypeCode::Timestamp, cut(n.t, n.i)).to_obj());
+    }
+    if let RayObj::Vector(v) = x
+        && matches!(
+            v.type_code(),
+            TypeCode::Date | TypeCode::Time | TypeCode::Timestamp
+        )
+        && let Some(ns) = super::super::value::vec_nums(v)
+    {
+        let out: Vec<i64> = ns
+            .iter()
+            .map(|n| if n.null { NULL_I64 } else { cut(n.t, n.i) })
+            .collect();
+        return Ok(super::super::value::ints_to_vec(out, TypeCode::Timestamp));
+    }
+    // The clock forms, `(date 'local)` and the like, read the wall clock,
+    // which a differential test cannot pin down.
+    bail!(
+        "nyi",
+        "{name}: expects a date, time or timestamp, got {}",
+        type_name(x)
+    )
+}
