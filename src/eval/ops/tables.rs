@@ -233,6 +233,7 @@ fn group_of_rows(keys: &[RayObj], rows: &[usize]) -> Vec<Vec<usize>> {
 /// (`None` for a new one, null elsewhere), `vals` an atom (broadcast) or a
 /// collection with one value per row.
 fn scatter(base: Option<&RayObj>, nrows: usize, rows: &[usize], vals: &RayObj) -> R<RayObj> {
+    let from_atom = matches!(vals, RayObj::Atom(_));
     let vals = match vals {
         RayObj::Atom(_) => atoms_to_vector(vec![vals.clone(); rows.len()]),
         RayObj::Vector(_) | RayObj::List(_) if vals.len() == rows.len() => vals.clone(),
@@ -261,6 +262,23 @@ fn scatter(base: Option<&RayObj>, nrows: usize, rows: &[usize], vals: &RayObj) -
                 Vector::from(RayVector::from_vec(assign(x.as_slice(), rows, src)))
             })))
         }
+        // A computed numeric vector is stored into a numeric column of another
+        // type with the core's store rules (floats truncate); an atom is not.
+        (RayObj::Vector(b), RayObj::Vector(v))
+            if !from_atom
+                && super::super::value::is_num_vec_type(b.type_code())
+                && super::super::value::is_num_vec_type(v.type_code()) =>
+        {
+            let nums = super::super::value::vec_nums(v).unwrap_or_default();
+            let mut buf = super::super::value::NumBuf::new(b.type_code(), nums.len());
+            for n in nums {
+                buf.push(n);
+            }
+            let RayObj::Vector(cast) = buf.finish() else {
+                bail!("type", "update: cannot store {}", type_name(&vals));
+            };
+            scatter(Some(&base), nrows, rows, &RayObj::Vector(cast))
+        }
         (RayObj::List(b), _) => {
             let mut items = b.items.clone();
             for (k, &r) in rows.iter().enumerate() {
@@ -272,7 +290,7 @@ fn scatter(base: Option<&RayObj>, nrows: usize, rows: &[usize], vals: &RayObj) -
         }
         _ => bail!(
             "type",
-            "update: cannot store {} into a {} column",
+            "update: cannot assign {} value to {} column",
             type_name(&vals),
             type_name(&base)
         ),
