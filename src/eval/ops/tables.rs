@@ -796,6 +796,24 @@ pub(crate) fn inner_join(_cx: &mut Ctx, args: &[V]) -> R<RayObj> {
 /// columns of the last right row of equal `k...` whose time is at or before
 /// the left row's.
 pub(crate) fn asof_join(_cx: &mut Ctx, args: &[V]) -> R<RayObj> {
+    if let [_, l, r] = args
+        && !(matches!(&**l, RayObj::Table(_)) && matches!(&**r, RayObj::Table(_)))
+    {
+        bail!(
+            "type",
+            "asof-join: both operands must be tables, got {} and {}",
+            type_name(l),
+            type_name(r)
+        );
+    }
+    let keyed = args.first().is_some_and(|k| match &**k {
+        RayObj::Vector(Vector::Symbol(v)) => !v.is_empty(),
+        RayObj::List(l) => !l.items.is_empty(),
+        _ => false,
+    });
+    if !keyed {
+        bail!("domain", "asof-join: keys must be a non-empty symbol list");
+    }
     let (keys, lt, rt) = join_args(args, "asof-join")?;
     let Some((time, exact)) = keys.split_last() else {
         bail!("domain", "asof-join: expects at least the time column");
