@@ -344,4 +344,29 @@ fn rfl_yardstick() {
         }
     }
     println!("RFL {path} {total} {core_pass} {agree}");
+
+/// The corpus of the vector, atom and table builtins (`eval_corpus_b.txt`),
+/// checked the same way as the main corpus, against its own evaluator.
+#[test]
+fn corpus_b_agrees_with_core() {
+    let ev = Evaluator::new();
+    let mut failures = Vec::new();
+    for line in include_str!("eval_corpus_b.txt").lines().map(str::trim) {
+        if line.is_empty() || line.starts_with(";;") {
+            continue;
+        }
+        match (core_outcome(line), our_outcome(&ev, line)) {
+            (Outcome::Value(a), Outcome::Value(b)) if a == b => {}
+            (Outcome::Error(a), Outcome::Error(b)) if a == b => {}
+            (core, ours) => failures.push(format!(
+                "{line}\n    core    {core:?}\n    raywire {ours:?}"
+            )),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} disagree:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

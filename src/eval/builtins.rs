@@ -15,4 +15,5 @@ pub(crate) fn lookup(name: &str) -> Option<Def> {
     ops::lookup(name)
         .or_else(|| query::lookup(name))
         .or_else(|| control::lookup(name))
+        .or_else(|| ops::lookup_b(name))
 }

@@ -429,12 +429,16 @@ pub(crate) fn select(cx: &mut Ctx, args: &[RayObj]) -> R<V> {
     let mut from = None;
     let mut where_ = None;
     let mut by = None;
+    let (mut take, mut asc, mut desc) = (None, None, None);
     let mut outputs = Vec::new();
     for (k, v) in entries {
         match k.as_str() {
             "from" => from = Some(v),
             "where" => where_ = Some(v),
             "by" => by = Some(v),
+            "take" => take = Some(v),
+            "asc" => asc = Some(v),
+            "desc" => desc = Some(v),
             _ => outputs.push((k, v)),
         }
     }
@@ -494,6 +498,14 @@ pub(crate) fn select(cx: &mut Ctx, args: &[RayObj]) -> R<V> {
         None => select_plain(cx, tbl, &outputs, src_rows)?,
         Some(b) => select_by(cx, tbl, b, outputs)?,
     };
+    let take = take.map(|e| cx.eval(&e).map(V::into_obj)).transpose()?;
+    let source = by.is_none().then(|| table_of(tbl));
+    let result = super::ops::tables::select_options(
+        result,
+        source,
+        take.as_ref(),
+        [asc.as_ref(), desc.as_ref()],
+    )?;
     Ok(V::Own(result))
 }
 

@@ -440,7 +440,15 @@ fn edge(x: &RayObj, last: bool) -> R<RayObj> {
                     None => RayObj::Null,
                 });
             }
-            let i = if last { v.len() - 1 } else { 0 };
+            // The core skips nulls of numeric and temporal vectors.
+            let n = v.len();
+            let skip = super::super::value::is_num_vec_type(v.type_code());
+            let set = |i: &usize| !skip || vec_atom(v, *i).is_some_and(|a| !a.is_null());
+            let i = if last {
+                (0..n).rev().find(set).unwrap_or(n - 1)
+            } else {
+                (0..n).find(set).unwrap_or(0)
+            };
             let a = vec_atom(v, i).unwrap_or_else(|| Atom::new(Scalar::I64(NULL_I64)));
             // f32 goes through the core's vector executor, which widens it.
             if let Scalar::F32(f) = a.value {

@@ -526,7 +526,7 @@ fn abs_num(n: Num) -> R<Num> {
 /// `atomic_map_unary` does: the first element's result picks the output type; a
 /// numeric or temporal type makes a typed vector (later results are stored into
 /// it), anything else a list.
-fn map_unary(x: &RayObj, f: fn(Num) -> R<Num>, name: &str) -> R<RayObj> {
+pub(crate) fn map_unary(x: &RayObj, f: fn(Num) -> R<Num>, name: &str) -> R<RayObj> {
     let apply = |o: &RayObj| -> R<RayObj> {
         match Num::from_obj(o) {
             Some(n) => Ok(f(n)?.to_obj()),

@@ -12,6 +12,18 @@ pub(crate) mod arith;
 pub(crate) mod coll;
 pub(crate) mod logic;
 
+// ---- vector, atom and table builtins (issue 13, part B) ----
+pub(crate) mod elem;
+pub(crate) mod math;
+pub(crate) mod sets;
+pub(crate) mod shape;
+pub(crate) mod sort;
+pub(crate) mod stats;
+pub(crate) mod strings;
+pub(crate) mod tables;
+pub(crate) mod temporal;
+// ---- end of part B modules ----
+
 use super::Ctx;
 use super::error::{R, bail};
 use super::value::{V, is_collection, type_name};
@@ -234,6 +246,130 @@ static BUILTINS: &[Def] = defs![
     "do" => Imp::Special(TypeCode::Vary, special_do),
     "if" => Imp::Special(TypeCode::Vary, special_if),
 ];
+
+// ---- vector, atom and table builtins (issue 13, part B) ----
+/// The sorting, shape, string, statistics, math, set and temporal builtins.
+static BUILTINS_B: &[Def] = defs![
+    "asc" => Imp::Unary(sort::asc),
+    "desc" => Imp::Unary(sort::desc),
+    "iasc" => Imp::Unary(sort::iasc),
+    "idesc" => Imp::Unary(sort::idesc),
+    "rank" => Imp::Unary(sort::rank),
+    "xasc" => Imp::Binary(sort::xasc),
+    "xdesc" => Imp::Binary(sort::xdesc),
+    "take" => Imp::Binary(shape::take),
+    "drop" => Imp::Binary(shape::drop),
+    "cut" => Imp::Binary(shape::cut),
+    "rotate" => Imp::Binary(shape::rotate),
+    "raze" => Imp::Unary(shape::raze),
+    "concat" => Imp::Binary(shape::concat),
+    "upper" => Imp::Unary(strings::upper),
+    "lower" => Imp::Unary(strings::lower),
+    "strlen" => Imp::Unary(strings::strlen),
+    "split" => Imp::Binary(strings::split),
+    "str-join" => Imp::Binary(strings::str_join),
+    "like" => Imp::Binary(strings::like),
+    "format" => Imp::Vary(strings::format),
+    "sym-name" => Imp::Unary(strings::sym_name),
+    "med" => Imp::Unary(stats::med),
+    "dev" => Imp::Unary(stats::dev),
+    "dev_pop" => Imp::Unary(stats::dev),
+    "stddev" => Imp::Unary(stats::stddev),
+    "stddev_pop" => Imp::Unary(stats::dev),
+    "var" => Imp::Unary(stats::var),
+    "var_pop" => Imp::Unary(stats::var_pop),
+    "mode" => Imp::Unary(stats::mode),
+    "percentile" => Imp::Binary(stats::percentile),
+    "quantile" => Imp::Binary(stats::quantile_fn),
+    "wavg" => Imp::Binary(stats::wavg),
+    "wsum" => Imp::Binary(stats::wsum),
+    "cov" => Imp::Binary(stats::cov),
+    "scov" => Imp::Binary(stats::scov),
+    "pearson_corr" => Imp::Binary(stats::pearson_corr),
+    "sums" => Imp::Unary(stats::sums),
+    "avgs" => Imp::Unary(stats::avgs),
+    "prds" => Imp::Unary(stats::prds),
+    "maxs" => Imp::Unary(stats::maxs),
+    "mins" => Imp::Unary(stats::mins),
+    "deltas" => Imp::Unary(stats::deltas),
+    "ratios" => Imp::Unary(stats::ratios),
+    "differ" => Imp::Unary(stats::differ),
+    "lag" => Imp::Unary(stats::lag),
+    "lead" => Imp::Unary(stats::lead),
+    "msum" => Imp::Binary(stats::msum),
+    "mavg" => Imp::Binary(stats::mavg),
+    "mmax" => Imp::Binary(stats::mmax),
+    "mmin" => Imp::Binary(stats::mmin),
+    "mcount" => Imp::Binary(stats::mcount),
+    "mvar" => Imp::Binary(stats::mvar),
+    "mdev" => Imp::Binary(stats::mdev),
+    "sin" => Imp::Unary(math::sin),
+    "cos" => Imp::Unary(math::cos),
+    "tan" => Imp::Unary(math::tan),
+    "asin" => Imp::Unary(math::asin),
+    "acos" => Imp::Unary(math::acos),
+    "atan" => Imp::Unary(math::atan),
+    "sqrt" => Imp::Unary(math::sqrt),
+    "exp" => Imp::Unary(math::exp),
+    "log" => Imp::Unary(math::log),
+    "floor" => Imp::Unary(math::floor),
+    "ceil" => Imp::Unary(math::ceil),
+    "round" => Imp::Unary(math::round),
+    "signum" => Imp::Unary(math::signum),
+    "reciprocal" => Imp::Unary(math::reciprocal),
+    "pow" => Imp::Binary(math::pow),
+    "in" => Imp::Binary(sets::in_),
+    "not-in" => Imp::Binary(sets::not_in),
+    "except" => Imp::Binary(sets::except),
+    "union" => Imp::Binary(sets::union),
+    "sect" => Imp::Binary(sets::sect),
+    "within" => Imp::Binary(sets::within),
+    "bin" => Imp::Binary(sets::bin),
+    "binr" => Imp::Binary(sets::binr),
+    "group" => Imp::Unary(sets::group),
+    "fill" => Imp::Binary(sets::fill),
+    "fills" => Imp::Unary(sets::fills),
+    "nil?" => Imp::Unary(sets::is_nil),
+    "top" => Imp::Binary(sets::top),
+    "bot" => Imp::Binary(sets::bot),
+    "all" => Imp::Unary(sets::all),
+    "any" => Imp::Unary(sets::any),
+    "find" => Imp::Binary(sets::find),
+    "diverse" => Imp::Unary(sets::diverse),
+    "dict" => Imp::Binary(sets::dict),
+    "remove" => Imp::Binary(sets::remove),
+    "row" => Imp::Binary(sets::row),
+    "get" => Imp::Binary(coll::at),
+    "yyyy" => Imp::Unary(temporal::yyyy),
+    "mm" => Imp::Unary(temporal::mm),
+    "dd" => Imp::Unary(temporal::dd),
+    "doy" => Imp::Unary(temporal::doy),
+    "dow" => Imp::Unary(temporal::dow),
+    "hh" => Imp::Unary(temporal::hh),
+    "minute" => Imp::Unary(temporal::minute),
+    "ss" => Imp::Unary(temporal::ss),
+    "year" => Imp::Unary(temporal::year),
+    "month" => Imp::Unary(temporal::month),
+    "day" => Imp::Unary(temporal::day),
+    "dayofyear" => Imp::Unary(temporal::dayofyear),
+    "dayofweek" => Imp::Unary(temporal::dayofweek),
+    "hour" => Imp::Unary(temporal::hour),
+    "second" => Imp::Unary(temporal::second),
+    "ilike" => Imp::Binary(strings::ilike),
+    "xrank" => Imp::Binary(sort::xrank),
+    "date" => Imp::Unary(temporal::date),
+    "time" => Imp::Unary(temporal::time),
+];
+
+/// The builtin of part B's families called `name`.
+pub(crate) fn lookup_b(name: &str) -> Option<Def> {
+    BUILTINS_B
+        .iter()
+        .find(|d| d.name == name)
+        .copied()
+        .or_else(|| tables::lookup(name))
+}
+// ---- end of part B builtins ----
 
 /// The builtin of this module called `name` (see `builtins::lookup` for all).
 pub(crate) fn lookup(name: &str) -> Option<Def> {
