@@ -20,9 +20,9 @@
 //! (evaluating, serving, the IPC client), so one `?` fits them all.
 
 use crate::eval::{EvalError, Evaluator, Host, NoHost};
+use crate::fanout::{Fanout, FanoutConfig, FanoutService};
 use crate::ipc::IpcError;
 use crate::net::reactor::Reactor;
-use crate::fanout::{Fanout, FanoutConfig, FanoutService};
 use crate::server::{Request, Server, ServerConfig, ServerError, Service};
 use crate::{Atom, RayObj, RayView, Scalar};
 use std::sync::{Arc, OnceLock};

@@ -220,7 +220,10 @@ fn main() {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "\nseed_compare: {ROUNDS} rounds interleaved, unpinned, {cpus} CPUs, load {}",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     println!(
         "per round: {OPENS} opens, {PINGS} round trips, {FETCHES} fetches of `big` ({BIG_PAYLOAD} bytes) per client;"

@@ -15,7 +15,11 @@ const WAIT: Duration = Duration::from_secs(30);
 const BIG: usize = 10_000_000;
 
 /// Both servers, each with a connection from raywire's client.
-fn servers() -> (CoreServer, raywire::server::Server, Vec<(&'static str, Connection)>) {
+fn servers() -> (
+    CoreServer,
+    raywire::server::Server,
+    Vec<(&'static str, Connection)>,
+) {
     let core = CoreServer::start();
     let ray = Rayforce::new().expect("raywire runtime");
     let ours = ray.listen(0).expect("raywire server");
@@ -77,7 +81,8 @@ fn set_keeps_lists_symbols_and_tables_as_values() {
     // A list whose head is a name would be a call if it were evaluated.
     let call_like = RayObj::list(vec![RayObj::symbol("til"), RayObj::from(3i64)]);
     for (who, conn) in &conns {
-        conn.set("t", &table).unwrap_or_else(|e| panic!("{who}: {e}"));
+        conn.set("t", &table)
+            .unwrap_or_else(|e| panic!("{who}: {e}"));
         assert_eq!(
             conn.execute("(sum (at t 'price))").unwrap(),
             RayObj::from(450.75f64),
@@ -138,7 +143,9 @@ fn a_wrong_name_is_an_error_and_the_connection_goes_on() {
         ));
         assert!(matches!(
             conn.set("a\0b", &v),
-            Err(IpcError::Encode(raywire::codec::EncodeError::NulInSymbol(_)))
+            Err(IpcError::Encode(raywire::codec::EncodeError::NulInSymbol(
+                _
+            )))
         ));
         assert!(matches!(
             conn.set_async("", &v),
@@ -170,8 +177,15 @@ fn rayforce_new_is_fallible_and_question_marks_into_one_error() {
         }
     }
     assert_eq!(seed().unwrap(), 42);
-    let err: RayforceError = Rayforce::new().unwrap().eval("(+ 1 'a)").unwrap_err().into();
-    assert!(matches!(err, RayforceError::Eval(ref e) if e.code == "type"), "{err}");
+    let err: RayforceError = Rayforce::new()
+        .unwrap()
+        .eval("(+ 1 'a)")
+        .unwrap_err()
+        .into();
+    assert!(
+        matches!(err, RayforceError::Eval(ref e) if e.code == "type"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -187,7 +201,8 @@ fn timeouts_in_milliseconds_and_as_durations_agree() {
         c.execute_timeout("(+ 1 2)", Duration::MAX).unwrap(),
         RayObj::from(3i64)
     );
-    c.set_timeout("m", &RayObj::from(7i64), Duration::MAX).unwrap();
+    c.set_timeout("m", &RayObj::from(7i64), Duration::MAX)
+        .unwrap();
     let c = ConnectOptions::new("127.0.0.1", core.port())
         .timeout_ms(5_000)
         .connect()

@@ -399,7 +399,11 @@ impl<'a, P: Payload + ?Sized> Assign<'a, P> {
 
     /// Length of `(set name (quote value))`.
     fn set_len(&self) -> usize {
-        10 + name_len("set") + name_len(self.name) + 10 + name_len("quote") + self.value.payload_len()
+        10 + name_len("set")
+            + name_len(self.name)
+            + 10
+            + name_len("quote")
+            + self.value.payload_len()
     }
 }
 

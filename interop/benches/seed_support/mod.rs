@@ -61,11 +61,7 @@ enum Job {
 }
 
 /// Runs `job` on the core client's thread.
-fn run_job(
-    client: &rayforce::TcpClient,
-    port: u16,
-    job: Job,
-) -> rayforce::Result<Vec<Duration>> {
+fn run_job(client: &rayforce::TcpClient, port: u16, job: Job) -> rayforce::Result<Vec<Duration>> {
     let mut times = Vec::new();
     match job {
         Job::Open(n) => {
@@ -90,13 +86,15 @@ fn run_job(
 /// The core's own client, on a thread of its own with the core runtime (one
 /// runtime per process, bound to its thread), driven by messages.
 pub struct CoreClient {
-    jobs: mpsc::Sender<(Job, mpsc::Sender<Result<Vec<Duration>, String>>)>,
+    jobs: mpsc::Sender<(Job, Back)>,
 }
+
+/// Where the core client's thread sends a job's timings (or why it failed).
+type Back = mpsc::Sender<Result<Vec<Duration>, String>>;
 
 impl CoreClient {
     /// A thread with one `TcpClient` connected to `port`.
     pub fn start(port: u16) -> CoreClient {
-        type Back = mpsc::Sender<Result<Vec<Duration>, String>>;
         let (tx, rx) = mpsc::channel::<(Job, Back)>();
         std::thread::spawn(move || {
             let r = rayforce::Runtime::scope(move |_rt| {
