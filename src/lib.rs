@@ -37,7 +37,7 @@ pub use obj::{
     Atom, Builtin, ConversionError, Dict, Element, ErrorCode, Lambda, List, PrimitiveElement,
     RayObj, RayVector, Scalar, Symbol, TABLE_NAMES_ATTRS, Table, Vector,
 };
-pub use rayforce::{EvalService, Rayforce};
+pub use rayforce::{EvalService, Rayforce, RayforceError};
 pub use types::{Date, Guid, Primitive, Time, Timespan, Timestamp, TypeCode};
 pub use view::{
     Column, ColumnElement, DictView, ListView, RayView, StrsView, SymbolsView, TableView,

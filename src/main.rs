@@ -279,7 +279,13 @@ fn serve(cli: &Cli, port: u16) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ray = Rayforce::new();
+    let ray = match Rayforce::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("raywire: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(src) = &cli.client.execute {
         // Start-up code loads data; its result is not printed, its failure is.
         match ray.eval(src) {
@@ -309,7 +315,13 @@ fn serve(cli: &Cli, port: u16) -> ExitCode {
 }
 
 fn local(cli: &Cli) -> ExitCode {
-    let ray = Rayforce::new();
+    let ray = match Rayforce::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("raywire: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match &cli.client.execute {
         Some(src) => {
             if eval_local(&ray, src) {

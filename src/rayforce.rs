@@ -4,17 +4,26 @@
 //! in the core; [`Rayforce::listen`] starts the same server and returns its handle.
 //!
 //! ```
-//! let ray = raywire::Rayforce::new();
-//! ray.eval("(set x (til 10))").unwrap();
-//! assert_eq!(ray.eval("(sum x)").unwrap(), raywire::RayObj::from(45i64));
-//! let server = ray.listen(0).unwrap();          // serves on a port of its own
-//! let conn = raywire::ipc::hopen("127.0.0.1", server.port()).unwrap();
-//! assert_eq!(conn.execute("(count x)").unwrap(), raywire::RayObj::from(10i64));
+//! use raywire::{RayObj, Rayforce, RayforceError};
+//! fn main() -> Result<(), RayforceError> {
+//!     let ray = Rayforce::new()?;
+//!     ray.eval("(set x (til 10))")?;
+//!     assert_eq!(ray.eval("(sum x)")?, RayObj::from(45i64));
+//!     let server = ray.listen(0)?;                  // serves on a port of its own
+//!     let conn = raywire::ipc::hopen("127.0.0.1", server.port())?;
+//!     assert_eq!(conn.execute("(count x)")?, RayObj::from(10i64));
+//!     Ok(())
+//! }
 //! ```
+//!
+//! [`RayforceError`] takes every error of the calls a program makes from here
+//! (evaluating, serving, the IPC client), so one `?` fits them all.
 
 use crate::codec::MsgType;
 use crate::eval::{EvalError, Evaluator, Host, NoHost};
 use crate::fanout::{Fanout, FanoutConfig, FanoutService};
+use crate::ipc::IpcError;
+use crate::net::reactor::Reactor;
 use crate::server::{ConnId, Request, Server, ServerConfig, ServerError, Service};
 use crate::{Atom, RayObj, RayView, Scalar};
 use std::net::SocketAddr;
@@ -105,16 +114,53 @@ impl EvalService {
     }
 }
 
+/// Why a call on a [`Rayforce`] handle (or a call next to it) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RayforceError {
+    /// [`Rayforce::new`] could not start the process-wide I/O reactor that
+    /// connections opened from this process register with (the OS refused an
+    /// epoll descriptor, an eventfd or a thread): raise the process's file or
+    /// thread limit, or close descriptors, and call it again.
+    #[error("cannot start the I/O reactor: {0}")]
+    Start(std::io::Error),
+    /// A query failed: its code is the core's (`type`, `name`, `parse`, ...).
+    #[error("eval: {0}")]
+    Eval(#[from] EvalError),
+    /// A server could not be started or served.
+    #[error("server: {0}")]
+    Server(#[from] ServerError),
+    /// An IPC call failed (see [`IpcError`] for what each case leaves usable).
+    #[error("ipc: {0}")]
+    Ipc(#[from] IpcError),
+}
+
 /// An evaluator with its global environment, able to serve it over IPC.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Rayforce {
     eval: Arc<Evaluator>,
 }
 
 impl Rayforce {
-    /// A fresh environment.
-    pub fn new() -> Rayforce {
-        Rayforce::default()
+    /// A fresh environment, with the runtime the seed's calls run on started:
+    /// the process-wide reactor that every [`crate::ipc::hopen`] of the process
+    /// registers with is started here (once per process), so a process that
+    /// cannot get its descriptors or thread learns it at start-up, as
+    /// [`RayforceError::Start`], rather than at its first connection.
+    ///
+    /// ```
+    /// let ray = raywire::Rayforce::new()?;
+    /// assert_eq!(ray.eval("(+ 1 2)")?, raywire::RayObj::from(3i64));
+    /// # Ok::<(), raywire::RayforceError>(())
+    /// ```
+    pub fn new() -> Result<Rayforce, RayforceError> {
+        Reactor::shared().map_err(RayforceError::Start)?;
+        Ok(Rayforce::with_evaluator(Arc::new(Evaluator::new())))
+    }
+
+    /// A handle over an existing evaluator (its globals are shared with every
+    /// other holder); starts nothing, so it cannot fail.
+    pub fn with_evaluator(eval: Arc<Evaluator>) -> Rayforce {
+        Rayforce { eval }
     }
 
     /// Evaluates Rayfall source locally. `(listen port)` serves this environment on
@@ -196,7 +242,7 @@ mod tests {
 
     #[test]
     fn queries_publish_to_subscribers_anywhere_in_an_expression() {
-        let ray = Rayforce::new();
+        let ray = Rayforce::new().unwrap();
         let (server, fanout) = ray
             .serve(ServerConfig::local(0), FanoutConfig::default())
             .unwrap();
@@ -234,7 +280,7 @@ mod tests {
 
     #[test]
     fn listen_checks_its_argument() {
-        let ray = Rayforce::new();
+        let ray = Rayforce::new().unwrap();
         assert_eq!(ray.eval("(listen 'a)").unwrap_err().code, "type");
         assert_eq!(ray.eval("(listen 70000)").unwrap_err().code, "domain");
         assert_eq!(ray.eval("(listen 1 2)").unwrap_err().code, "arity");
@@ -246,7 +292,7 @@ mod tests {
             .and_then(|l| l.local_addr())
             .unwrap()
             .port();
-        let ray = Arc::new(Rayforce::new());
+        let ray = Arc::new(Rayforce::new().unwrap());
         ray.eval("(set x 41)").unwrap();
         let r = Arc::clone(&ray);
         // The serving thread stays blocked in `listen` until the process ends.

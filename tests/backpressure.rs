@@ -94,7 +94,7 @@ fn probe(port: u16) -> Duration {
 }
 
 fn serve(cfg: impl FnOnce(&mut ServerConfig)) -> (Server, Rayforce) {
-    let ray = Rayforce::new();
+    let ray = Rayforce::new().expect("raywire runtime");
     ray.eval(&format!("(set big (til {ROWS}))")).unwrap();
     let mut c = ServerConfig::local(0);
     cfg(&mut c);
@@ -294,7 +294,7 @@ fn partial_frames_stay_within_the_receive_budget() {
     const SENT: usize = 8 << 20;
     const BUDGET: u64 = 64 << 20;
     logs();
-    let ray = Rayforce::new();
+    let ray = Rayforce::new().expect("raywire runtime");
     let mut c = ServerConfig::local(0);
     c.max_inflight = BUDGET;
     let (server, _fanout) = ray.serve(c, FanoutConfig::default()).unwrap();

@@ -26,6 +26,7 @@ fn server() -> Server {
         .with_max_level(tracing::Level::DEBUG)
         .try_init();
     let (server, _fanout) = Rayforce::new()
+        .expect("raywire runtime")
         .serve(ServerConfig::local(0), FanoutConfig::default())
         .expect("server starts");
     server

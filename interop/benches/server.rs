@@ -90,7 +90,7 @@ struct Target {
 
 fn main() {
     pin(0);
-    let ray = Rayforce::new();
+    let ray = Rayforce::new().expect("raywire runtime");
     ray.eval(COLUMN).expect("column");
     let ours = ray.listen(0).expect("raywire server");
     let core = CoreServer::builder()

@@ -224,7 +224,7 @@ fn main() {
         (rows * 8) / 1_000_000
     );
     {
-        let ray = Rayforce::new();
+        let ray = Rayforce::new().expect("raywire runtime");
         ray.eval(&setup).expect("setup");
         let (server, _f) = ray
             .serve(ServerConfig::local(0), FanoutConfig::default())
@@ -257,7 +257,7 @@ fn main() {
         ("raywire (default budget)", None),
         ("raywire --max-inflight 128M", Some(128u64 << 20)),
     ] {
-        let ray = Rayforce::new();
+        let ray = Rayforce::new().expect("raywire runtime");
         let mut c = ServerConfig::local(0);
         if let Some(b) = budget {
             c.max_inflight = b;

@@ -9,7 +9,7 @@ const TRADES: &str =
 const SELECT: &str = "(select {sym: sym total_value: (sum (* price qty)) from: trades by: sym})";
 
 fn serve(auth: Option<&str>) -> (Rayforce, Server) {
-    let ray = Rayforce::new();
+    let ray = Rayforce::new().expect("raywire runtime");
     let mut cfg = ServerConfig::local(0);
     cfg.auth = auth.map(|a| Credentials::parse(a).unwrap());
     let server = ray.listen_with(cfg).expect("raywire server starts");

@@ -48,7 +48,7 @@
 pub use super::options::{
     COMPRESS_THRESHOLD, ConnectOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE,
     DEFAULT_PUSH_CAPACITY, DEFAULT_SUBSCRIPTION_CAPACITY, Overflow, hopen, hopen_auth,
-    hopen_timeout,
+    hopen_auth_timeout, hopen_timeout, hopen_timeout_duration,
 };
 pub use super::queue::Pushes;
 pub use super::reply::Reply;
@@ -66,7 +66,7 @@ use crate::codec::{Compression, MsgType};
 use crate::net::handshake::{ClientAction, ClientHandshake, Negotiated};
 use crate::net::reactor::{Arming, Reactor};
 use crate::net::ring::FrameReader;
-use crate::net::writer::{Expr, Payload};
+use crate::net::writer::{Assign, Expr, Payload};
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -227,6 +227,21 @@ fn remaining(deadline: Instant) -> Result<Duration, IpcError> {
     }
 }
 
+/// The instant `t` from now; a `t` too long for the clock gives an instant so
+/// far ahead that it never comes (rather than a panic on the addition).
+fn deadline_after(t: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(t)
+        .or_else(|| now.checked_add(Duration::from_secs(u64::from(u32::MAX))))
+        .unwrap_or(now)
+}
+
+/// A request's deadline `t` from now; `None` (no deadline) when `t` is too long
+/// for the clock.
+fn request_deadline(t: Duration) -> Option<Instant> {
+    Instant::now().checked_add(t)
+}
+
 fn map_handshake_io(e: std::io::Error, hs: &ClientHandshake) -> IpcError {
     use std::io::ErrorKind::*;
     match e.kind() {
@@ -317,7 +332,7 @@ impl Connection {
 
     /// As [`Connection::connect`], on the given reactor.
     pub fn connect_with(opts: &ConnectOptions, reactor: &Reactor) -> Result<Connection, IpcError> {
-        let deadline = Instant::now() + opts.timeout;
+        let deadline = deadline_after(opts.timeout);
         let mut stream = open_socket(opts, deadline)?;
         let negotiated = handshake(&mut stream, opts, deadline)?;
         stream.set_read_timeout(None)?;
@@ -405,7 +420,7 @@ impl Connection {
     /// to a server that does not read makes this one fail with
     /// [`IpcError::Timeout`] after about `timeout`, with nothing sent.
     pub fn execute_timeout(&self, expr: &str, timeout: Duration) -> Result<RayObj, IpcError> {
-        self.send_with(&Expr(expr), Some(Instant::now() + timeout))
+        self.send_with(&Expr(expr), request_deadline(timeout))
     }
 
     /// Evaluates `expr` and returns its result as a view borrowing the receive
@@ -420,9 +435,9 @@ impl Connection {
         expr: &str,
         timeout: Duration,
     ) -> Result<ViewGuard, IpcError> {
-        let deadline = Instant::now() + timeout;
-        self.submit_until(&Expr(expr), Some(deadline))?
-            .wait_view_until(Some(deadline))
+        let deadline = request_deadline(timeout);
+        self.submit_until(&Expr(expr), deadline)?
+            .wait_view_until(deadline)
     }
 
     /// Sends any object as a sync request and returns the reply.
@@ -436,7 +451,7 @@ impl Connection {
         obj: &P,
         timeout: Duration,
     ) -> Result<RayObj, IpcError> {
-        self.send_with(obj, Some(Instant::now() + timeout))
+        self.send_with(obj, request_deadline(timeout))
     }
 
     fn send_with<P: Payload + ?Sized>(
@@ -490,7 +505,72 @@ impl Connection {
         timeout: Duration,
     ) -> Result<(), IpcError> {
         self.shared
-            .write_frame(obj, MsgType::Async, None, Some(Instant::now() + timeout))
+            .write_frame(obj, MsgType::Async, None, request_deadline(timeout))
+    }
+
+    /// Assigns `value` to the global `name` on the server, in one sync message,
+    /// and waits until the server has done it: the seed's "send with
+    /// assignment" (`write` a vector, then `(set remote_prices prices)`) as one
+    /// call. The value's fixed-width columns go to the socket from their own
+    /// memory (a vectored write; nothing is copied).
+    ///
+    /// The message is the expression `(do (set name (quote value)) (quote
+    /// name))`, which the core server and raywire's evaluate alike; the server
+    /// answers the name, not the value, so the column does not come back.
+    ///
+    /// Errors: a name the server refuses (`.sys.x`: the dotted system
+    /// namespaces are reserved) is [`IpcError::Remote`] with the server's code;
+    /// a name or a symbol of the value holding a NUL byte is refused before
+    /// anything is sent ([`IpcError::Encode`]), as an empty name is
+    /// ([`IpcError::InvalidName`]). The connection stays usable after each.
+    ///
+    /// ```no_run
+    /// use raywire::RayVector;
+    /// let conn = raywire::ipc::hopen("localhost", 5000)?;
+    /// let prices = RayVector::<f64>::from_iter([101.5, 99.25, 100.0]);
+    /// conn.set("remote_prices", &prices)?;
+    /// assert_eq!(conn.execute("(count remote_prices)")?, raywire::RayObj::from(3i64));
+    /// # Ok::<(), raywire::ipc::IpcError>(())
+    /// ```
+    pub fn set<P: Payload + ?Sized>(&self, name: &str, value: &P) -> Result<(), IpcError> {
+        self.set_until(name, value, None)
+    }
+
+    /// As [`Connection::set`], giving up after `timeout` (as
+    /// [`Connection::execute_timeout`] does; the assignment may still happen
+    /// on the server when the reply is late).
+    pub fn set_timeout<P: Payload + ?Sized>(
+        &self,
+        name: &str,
+        value: &P,
+        timeout: Duration,
+    ) -> Result<(), IpcError> {
+        self.set_until(name, value, request_deadline(timeout))
+    }
+
+    fn set_until<P: Payload + ?Sized>(
+        &self,
+        name: &str,
+        value: &P,
+        deadline: Option<Instant>,
+    ) -> Result<(), IpcError> {
+        check_global_name(name)?;
+        let msg = Assign::new(name, value).answering_name();
+        // The answer is the name, a few bytes: a view checks it for an error
+        // without building an object.
+        self.submit_until(&msg, deadline)?
+            .wait_view_until(deadline)
+            .map(drop)
+    }
+
+    /// As [`Connection::set`], as an async message: returns once the message
+    /// is written, with no answer (a name the server refuses is lost with the
+    /// message, as any async error is). Messages on one connection are
+    /// evaluated in order, so a later sync request sees the global.
+    pub fn set_async<P: Payload + ?Sized>(&self, name: &str, value: &P) -> Result<(), IpcError> {
+        check_global_name(name)?;
+        self.shared
+            .write_frame(&Assign::new(name, value), MsgType::Async, None, None)
     }
 
     /// Turns compression of outgoing payloads over 2000 bytes on or off: lz4 when
@@ -594,6 +674,19 @@ impl Connection {
     pub fn in_receive_buffer(&self, ptr: *const u8) -> bool {
         self.shared.ring.contains(&(ptr as usize))
     }
+}
+
+/// Refuses a global name no server could bind: an empty one (the symbol `` ` ``
+/// is no name a query can refer to). A NUL byte is refused by the payload's
+/// check, as in any symbol.
+fn check_global_name(name: &str) -> Result<(), IpcError> {
+    if name.is_empty() {
+        return Err(IpcError::InvalidName {
+            name: name.to_owned(),
+            why: "a global's name cannot be empty",
+        });
+    }
+    Ok(())
 }
 
 impl Drop for Connection {

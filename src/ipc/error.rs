@@ -63,6 +63,15 @@ pub enum IpcError {
     /// An I/O error on the socket.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// [`crate::ipc::Connection::set`] was given a name no global can have.
+    /// Nothing was sent: the connection is still usable.
+    #[error("invalid global name {name:?}: {why}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// The object cannot be written (a symbol with a NUL byte, a payload too
     /// large for a frame). Nothing was sent: the connection is still usable.
     #[error("cannot encode: {0}")]
@@ -124,6 +133,10 @@ impl IpcError {
             IpcError::Remote { code } => IpcError::Remote { code: code.clone() },
             IpcError::Closed => IpcError::Closed,
             IpcError::Io(e) => IpcError::Io(copy_io(e)),
+            IpcError::InvalidName { name, why } => IpcError::InvalidName {
+                name: name.clone(),
+                why,
+            },
             IpcError::Encode(e) => IpcError::Encode(e.clone()),
         }
     }

@@ -51,7 +51,7 @@ pub use crate::net::writer::{Expr, Payload};
 pub use connection::{
     COMPRESS_THRESHOLD, ConnectOptions, Connection, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE,
     DEFAULT_PUSH_CAPACITY, DEFAULT_SUBSCRIPTION_CAPACITY, Overflow, Pushes, Reply, ViewGuard,
-    hopen, hopen_auth, hopen_timeout,
+    hopen, hopen_auth, hopen_auth_timeout, hopen_timeout, hopen_timeout_duration,
 };
 pub use error::{IPCError, IpcError};
 pub use pool::{ConnectionPool, PooledConnection};

@@ -32,10 +32,46 @@ pub fn hopen(host: &str, port: u16) -> Result<Connection, IpcError> {
 }
 
 /// Opens a connection, giving up after `timeout_ms` milliseconds for connect and
-/// handshake together.
+/// handshake together ([`IpcError::Timeout`]). [`hopen_timeout_duration`] is the
+/// same call with a [`Duration`].
+///
+/// ```no_run
+/// let conn = raywire::ipc::hopen_timeout("localhost", 5000, 250)?;
+/// # Ok::<(), raywire::ipc::IpcError>(())
+/// ```
 pub fn hopen_timeout(host: &str, port: u16, timeout_ms: u64) -> Result<Connection, IpcError> {
+    hopen_timeout_duration(host, port, Duration::from_millis(timeout_ms))
+}
+
+/// As [`hopen_timeout`], with the budget for connect and handshake together as
+/// a [`Duration`]. A budget too long to add to the clock (`Duration::MAX`) means
+/// no deadline at all.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// let conn = raywire::ipc::hopen_timeout_duration("localhost", 5000, Duration::from_millis(250))?;
+/// # Ok::<(), raywire::ipc::IpcError>(())
+/// ```
+pub fn hopen_timeout_duration(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<Connection, IpcError> {
+    ConnectOptions::new(host, port).timeout(timeout).connect()
+}
+
+/// As [`hopen_auth`], giving up after `timeout` for connect and handshake
+/// together.
+pub fn hopen_auth_timeout(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    timeout: Duration,
+) -> Result<Connection, IpcError> {
     ConnectOptions::new(host, port)
-        .timeout(Duration::from_millis(timeout_ms))
+        .credentials(user, password)
+        .timeout(timeout)
         .connect()
 }
 
@@ -122,6 +158,12 @@ impl ConnectOptions {
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
         self
+    }
+
+    /// Sets the connect + handshake budget in milliseconds, as
+    /// [`hopen_timeout`] takes it.
+    pub fn timeout_ms(self, millis: u64) -> Self {
+        self.timeout(Duration::from_millis(millis))
     }
 
     /// Sets the credentials.

@@ -348,6 +348,100 @@ impl Payload for str {
     }
 }
 
+/// Appends a symbol atom naming `name` (flags 0: a name the server looks up,
+/// not a quoted literal).
+fn put_name(out: &mut Gather<'_>, name: &str) {
+    out.put_copy(&[(TypeCode::Symbol as u8).wrapping_neg(), 0]);
+    out.put_copy(name.as_bytes());
+    out.put_copy(&[0]);
+}
+
+/// Encoded length of a symbol atom naming `name`.
+fn name_len(name: &str) -> usize {
+    2 + name.len() + 1
+}
+
+/// An assignment of `value` to the global `name`, as one expression the server
+/// evaluates: `(set name (quote value))`, or, with [`Assign::answering_name`],
+/// `(do (set name (quote value)) (quote name))`.
+///
+/// What [`crate::ipc::Connection::set`] sends. A received list whose head is a
+/// name is a call on both the core server and raywire's; `set` takes its first
+/// argument unevaluated, and `quote` keeps the value from being evaluated (a
+/// list value would otherwise be taken for a call, a symbol for a name). The
+/// answering form makes the sync reply the name rather than the value itself,
+/// which `set` answers (an 80 MB column would come back).
+///
+/// The value's columns are referenced, as any [`Payload`]'s are: a large column
+/// goes from its own memory to the socket.
+#[derive(Debug, Clone, Copy)]
+pub struct Assign<'a, P: ?Sized> {
+    name: &'a str,
+    value: &'a P,
+    answer_name: bool,
+}
+
+impl<'a, P: Payload + ?Sized> Assign<'a, P> {
+    /// `(set name (quote value))`: its result is the value.
+    pub fn new(name: &'a str, value: &'a P) -> Assign<'a, P> {
+        Assign {
+            name,
+            value,
+            answer_name: false,
+        }
+    }
+
+    /// The same assignment answering the (quoted) name instead of the value.
+    pub fn answering_name(mut self) -> Assign<'a, P> {
+        self.answer_name = true;
+        self
+    }
+
+    /// Length of `(set name (quote value))`.
+    fn set_len(&self) -> usize {
+        10 + name_len("set")
+            + name_len(self.name)
+            + 10
+            + name_len("quote")
+            + self.value.payload_len()
+    }
+}
+
+impl<P: Payload + ?Sized> Payload for Assign<'_, P> {
+    fn payload_len(&self) -> usize {
+        if self.answer_name {
+            10 + name_len("do") + self.set_len() + 10 + name_len("quote") + name_len(self.name)
+        } else {
+            self.set_len()
+        }
+    }
+
+    fn gather<'a>(&'a self, out: &mut Gather<'a>) {
+        if self.answer_name {
+            vec_head(out, TypeCode::List, 0, 3);
+            put_name(out, "do");
+        }
+        vec_head(out, TypeCode::List, 0, 3);
+        put_name(out, "set");
+        put_name(out, self.name);
+        vec_head(out, TypeCode::List, 0, 2);
+        put_name(out, "quote");
+        self.value.gather(out);
+        if self.answer_name {
+            vec_head(out, TypeCode::List, 0, 2);
+            put_name(out, "quote");
+            put_name(out, self.name);
+        }
+    }
+
+    fn check(&self) -> Result<(), EncodeError> {
+        if self.name.as_bytes().contains(&0) {
+            return Err(EncodeError::NulInSymbol(self.name.to_owned()));
+        }
+        self.value.check()
+    }
+}
+
 /// Sans-IO writer of one frame: a header and a [`Gather`]ed payload (or one
 /// compressed buffer), written with as many vectored writes as the socket needs.
 #[derive(Debug)]
@@ -556,6 +650,45 @@ mod tests {
             assert_eq!(Payload::check(&ok), Ok(()), "{ok:?}");
         }
         assert_eq!(Expr("with \0 inside: a string, fine").check(), Ok(()));
+    }
+
+    #[test]
+    fn an_assignment_encodes_as_the_set_expression() {
+        let v = RayVector::<i64>::from_iter(0..10_000);
+        let q = |o: RayObj| RayObj::list(vec![RayObj::symbol("quote"), o]);
+        let set = RayObj::list(vec![
+            RayObj::symbol("set"),
+            RayObj::symbol("prices"),
+            q(RayObj::from(v.clone())),
+        ]);
+        let answering = RayObj::list(vec![
+            RayObj::symbol("do"),
+            set.clone(),
+            q(RayObj::symbol("prices")),
+        ]);
+        for (a, want) in [
+            (Assign::new("prices", &v), set),
+            (Assign::new("prices", &v).answering_name(), answering),
+        ] {
+            let mut bytes = Vec::new();
+            codec::encode_frame(&want, MsgType::Sync, &mut bytes);
+            let fw = FrameWriter::new(&a, MsgType::Sync, Compression::None);
+            assert_eq!(fw.to_vec(), bytes);
+            assert_eq!(a.payload_len(), bytes.len() - HEADER_LEN);
+            // The column is referenced, not copied into the scratch buffer.
+            assert_eq!(fw.body().borrowed_parts(), 1);
+            assert!(
+                fw.slices()
+                    .iter()
+                    .any(|s| s.as_ptr() == v.as_slice().as_bytes().as_ptr())
+            );
+        }
+        assert_eq!(
+            Assign::new("a\0b", &v).check(),
+            Err(EncodeError::NulInSymbol("a\0b".into()))
+        );
+        let bad = RayObj::symbol("x\0");
+        assert!(Assign::new("ok", &bad).check().is_err());
     }
 
     #[test]
