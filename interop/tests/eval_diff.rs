@@ -344,6 +344,7 @@ fn rfl_yardstick() {
         }
     }
     println!("RFL {path} {total} {core_pass} {agree}");
+}
 
 /// The corpus of the vector, atom and table builtins (`eval_corpus_b.txt`),
 /// checked the same way as the main corpus, against its own evaluator.

@@ -8,7 +8,7 @@ use raywire::codec::{FLAG_VERBOSE, Limits, decode_frame_owned};
 use raywire::server::Server;
 
 fn raywire_server() -> (Rayforce, Server) {
-    let ray = Rayforce::new();
+    let ray = Rayforce::new().expect("raywire starts");
     let server = ray.listen(0).expect("raywire server starts");
     (ray, server)
 }
