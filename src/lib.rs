@@ -40,6 +40,6 @@ pub use obj::{
 pub use rayforce::{EvalService, Rayforce, RayforceError};
 pub use types::{Date, Guid, Primitive, Time, Timespan, Timestamp, TypeCode};
 pub use view::{
-    Column, ColumnElement, DictView, ListView, RayView, StrsView, SymbolsView, TableView,
-    VectorRef, VectorView,
+    Column, ColumnElement, DictView, ListView, RayView, SHARE_MIN, StrsView, SymbolsView,
+    TableView, VectorRef, VectorView,
 };

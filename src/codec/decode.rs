@@ -395,7 +395,7 @@ pub fn decode(payload: &[u8], limits: &Limits) -> Result<crate::RayObj, DecodeEr
 }
 
 /// Decodes one object that fills `payload` into an owned [`crate::RayObj`]
-/// whose fixed-width columns (of at least [`crate::view::SHARE_MIN`] bytes,
+/// whose fixed-width columns (of at least [`crate::SHARE_MIN`] bytes,
 /// aligned for their type) are slices of `payload` itself, refcounted, rather
 /// than copies: see [`crate::RayView::to_owned_in`].
 ///
