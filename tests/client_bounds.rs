@@ -3,6 +3,8 @@
 //! server `[3, 0]`) and frame with raywire's codec. Every loop is bounded in count
 //! and every wait in time; nothing here asserts a speed.
 
+mod raw_support;
+
 use raywire::codec::{self, EncodeError, FrameHeader, Limits, MsgType};
 use raywire::ipc::{
     ConnectOptions, Connection, IpcError, Overflow, REQUEST_THREADS, RecvError, hopen,
@@ -10,7 +12,7 @@ use raywire::ipc::{
 use raywire::{RayObj, RayVector, Scalar, Symbol, Table};
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -23,18 +25,7 @@ fn raw_server<F>(serve: F) -> (u16, std::thread::JoinHandle<()>)
 where
     F: FnOnce(TcpStream) + Send + 'static,
 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let h = std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        let mut hello = [0u8; 2];
-        s.read_exact(&mut hello).unwrap();
-        assert_eq!(hello[0], 3, "the client speaks version 3");
-        s.write_all(&[3, 0]).unwrap();
-        serve(s);
-    });
-    (port, h)
+    raw_support::serve_one(WAIT, serve)
 }
 
 fn frame(obj: &RayObj, t: MsgType) -> Vec<u8> {

@@ -7,11 +7,13 @@
 //! checking every payload byte against its sequence number, on arrival and again
 //! when dropped, and that nothing is lost or reordered.
 
+mod raw_support;
+
 use raywire::codec::{self, Limits, MsgType};
 use raywire::ipc::{ConnectOptions, Update, ViewGuard};
 use raywire::{RayObj, RayView};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -174,14 +176,7 @@ fn storm(s: &mut TcpStream, seed: u64, make: fn(u64) -> RayObj) -> std::io::Resu
 /// frame (a sync `.mc.sub` is answered), then the storm, then stay until the
 /// client leaves.
 fn server(seed: u64, make: fn(u64) -> RayObj) -> (u16, std::thread::JoinHandle<()>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let h = std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        let mut hello = [0u8; 2];
-        s.read_exact(&mut hello).unwrap();
-        s.write_all(&[3, 0]).unwrap();
+    raw_support::serve_one(WAIT, move |mut s| {
         let first = read_frame(&mut s).unwrap();
         if matches!(&first, RayObj::List(_)) {
             // `(.mc.sub "storm")`: the next sequence number is 1.
@@ -191,8 +186,7 @@ fn server(seed: u64, make: fn(u64) -> RayObj) -> (u16, std::thread::JoinHandle<(
         }
         storm(&mut s, seed, make).unwrap();
         let _ = read_frame(&mut s);
-    });
-    (port, h)
+    })
 }
 
 #[test]

@@ -9,14 +9,14 @@
 
 mod raw_support;
 
-use raw_support::{Enc, RESPONSE, frame};
+use raw_support::{Enc, RESPONSE, frame, serve_one};
 use raywire::codec::{self, Limits};
 use raywire::ipc::{ConnectOptions, Connection};
 use raywire::net::ring::FrameReader;
 use raywire::{RayObj, RayVector, Vector};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
@@ -69,25 +69,14 @@ fn column_frame() -> Vec<u8> {
 /// A raw server: handshake by hand, then answers each of up to `n` requests with
 /// the column frame.
 fn column_server(n: usize) -> (u16, std::thread::JoinHandle<()>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let h = std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        let mut hello = [0u8; 2];
-        s.read_exact(&mut hello).unwrap();
-        s.write_all(&[3, 0]).unwrap();
+    serve_one(WAIT, move |mut s| {
         let answer = column_frame();
         for _ in 0..n {
-            if skip_frame(&mut s).is_err() {
-                return;
-            }
-            if s.write_all(&answer).is_err() {
+            if skip_frame(&mut s).is_err() || s.write_all(&answer).is_err() {
                 return;
             }
         }
-    });
-    (port, h)
+    })
 }
 
 fn skip_frame(s: &mut TcpStream) -> std::io::Result<()> {

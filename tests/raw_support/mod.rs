@@ -15,7 +15,7 @@
 #![allow(dead_code)] // each including crate uses its own subset
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 /// Message types (header byte 7).
@@ -747,4 +747,28 @@ pub fn flood(port: u16, n: usize) -> Result<usize, String> {
         }
     }
     Ok(right)
+}
+
+/// A raw server for one client: listens on an OS-picked port, accepts one
+/// connection, reads the client's `[3, caps]` hello and answers `[3, 0]` by
+/// hand, then runs `serve` on the socket (reads bounded by `wait`) in a thread
+/// of its own. Returns the port and the thread.
+pub fn serve_one<F>(wait: Duration, serve: F) -> (u16, std::thread::JoinHandle<()>)
+where
+    F: FnOnce(TcpStream) + Send + 'static,
+{
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+    let h = std::thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else { return };
+        let _ = s.set_read_timeout(Some(wait));
+        let mut hello = [0u8; 2];
+        if s.read_exact(&mut hello).is_err() || hello[0] != 3 {
+            return;
+        }
+        if s.write_all(&[3, 0]).is_ok() {
+            serve(s);
+        }
+    });
+    (port, h)
 }
