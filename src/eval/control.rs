@@ -61,22 +61,10 @@ fn elem(c: &RayObj, i: usize) -> V {
 /// `(map f xs)` calls `f` on each element; `(map f x ys)` calls `(f x y)` on
 /// each element `y` (once on `ys` itself when it is not a collection).
 fn map(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
-    if vals.len() < 2 {
-        bail!(
-            "domain",
-            "map: requires at least 2 args (fn and vec), got {}",
-            vals.len()
-        );
-    }
+    check_count("map", vals)?;
     let f = &vals[0];
     let (fixed, coll) = if vals.len() == 2 {
-        if !is_collection(&vals[1]) {
-            bail!(
-                "type",
-                "map: vec arg must be a list, got {}",
-                type_name(&vals[1])
-            );
-        }
+        check_coll("map", &vals[1])?;
         (None, &vals[1])
     } else {
         if !is_collection(&vals[2]) {
@@ -130,24 +118,36 @@ fn map_side(cx: &mut Ctx, vals: &[V], name: &str, left: bool) -> R<RayObj> {
     super::ops::coll::enlist(cx, &out)
 }
 
-/// `(fold f xs)` reduces from the first element; `(fold f init xs)` from `init`.
-fn fold(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
+/// The core's check of an iterator's arguments: a function and a collection.
+fn check_count(name: &str, vals: &[V]) -> R<()> {
     if vals.len() < 2 {
         bail!(
             "domain",
-            "fold: requires at least 2 args (fn and vec), got {}",
+            "{name}: requires at least 2 args (fn and vec), got {}",
             vals.len()
         );
     }
-    let f = &vals[0];
-    let coll = &vals[if vals.len() == 2 { 1 } else { 2 }];
+    Ok(())
+}
+
+/// The core's check that an iterator's collection argument is one.
+fn check_coll(name: &str, coll: &V) -> R<()> {
     if !is_collection(coll) {
         bail!(
             "type",
-            "fold: vec arg must be a list, got {}",
+            "{name}: vec arg must be a list, got {}",
             type_name(coll)
         );
     }
+    Ok(())
+}
+
+/// `(fold f xs)` reduces from the first element; `(fold f init xs)` from `init`.
+fn fold(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
+    check_count("fold", vals)?;
+    let f = &vals[0];
+    let coll = &vals[if vals.len() == 2 { 1 } else { 2 }];
+    check_coll("fold", coll)?;
     let (mut acc, start) = if vals.len() == 2 {
         if coll.is_empty() {
             bail!("domain", "fold: empty list has no initial value");
@@ -165,22 +165,10 @@ fn fold(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
 /// `(fold-right f xs)` / `(fold-right f init xs)`: `(f x acc)` from the last
 /// element back.
 fn fold_right(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
-    if vals.len() < 2 {
-        bail!(
-            "domain",
-            "fold-right: requires at least 2 args (fn and vec), got {}",
-            vals.len()
-        );
-    }
+    check_count("fold-right", vals)?;
     let f = &vals[0];
     let coll = &vals[if vals.len() == 2 { 1 } else { 2 }];
-    if !is_collection(coll) {
-        bail!(
-            "type",
-            "fold-right: vec arg must be a list, got {}",
-            type_name(coll)
-        );
-    }
+    check_coll("fold-right", coll)?;
     let n = coll.len();
     let (mut acc, end) = if vals.len() == 2 {
         if n == 0 {
@@ -227,21 +215,9 @@ fn fold_while(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
 /// `(scan-right f xs)`: the running right fold, `(f x acc)`, one result per
 /// element, in the elements' order.
 fn scan_right(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
-    if vals.len() < 2 {
-        bail!(
-            "domain",
-            "scan-right: requires at least 2 args (fn and vec), got {}",
-            vals.len()
-        );
-    }
+    check_count("scan-right", vals)?;
     let (f, coll) = (&vals[0], &vals[1]);
-    if !is_collection(coll) {
-        bail!(
-            "type",
-            "scan-right: vec arg must be a list, got {}",
-            type_name(coll)
-        );
-    }
+    check_coll("scan-right", coll)?;
     let n = coll.len();
     let mut out: Vec<RayObj> = Vec::with_capacity(n);
     let mut acc: Option<V> = None;
@@ -375,13 +351,7 @@ fn filter_vector(c: &RayObj, idx: &[Option<usize>]) -> R<RayObj> {
 
 /// `(scan f xs)`: the running fold, one result per element.
 fn scan(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
-    if vals.len() < 2 {
-        bail!(
-            "domain",
-            "scan: requires at least 2 args (fn and vec), got {}",
-            vals.len()
-        );
-    }
+    check_count("scan", vals)?;
     let f = &vals[0];
     if let (RayObj::Builtin(b), RayObj::Vector(v)) = (&*vals[0], &*vals[1])
         && let Some(r) = scan_typed(&b.name, v)
@@ -389,13 +359,7 @@ fn scan(cx: &mut Ctx, vals: &[V]) -> R<RayObj> {
         return Ok(r);
     }
     let coll = &vals[1];
-    if !is_collection(coll) {
-        bail!(
-            "type",
-            "scan: vec arg must be a list, got {}",
-            type_name(coll)
-        );
-    }
+    check_coll("scan", coll)?;
     let mut out: Vec<RayObj> = Vec::with_capacity(coll.len());
     let mut acc: Option<V> = None;
     for i in 0..coll.len() {
