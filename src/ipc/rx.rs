@@ -467,8 +467,11 @@ impl Handler for ConnHandler {
         self.shared.deliver_pending();
         match self.shared.rx.try_lock() {
             Ok(mut rx) => rx.settle(),
-            // A requester is reading: it asks for a tick again when done.
-            Err(_) => false,
+            // A requester is reading. Ticking on costs the reactor one wake-up
+            // per tick; stopping would make that requester wake it with a system
+            // call after every reply (a requester mostly holds the read side,
+            // blocked in `recv`, so most ticks land here).
+            Err(_) => true,
         }
     }
 
