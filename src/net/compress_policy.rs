@@ -131,7 +131,7 @@ impl Default for PolicyConfig {
 impl PolicyConfig {
     /// Check the ratio and margin.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        if !(self.max_ratio > 0.0 && self.max_ratio <= 1.0) {
+        if self.max_ratio.is_nan() || self.max_ratio <= 0.0 || self.max_ratio > 1.0 {
             return Err(PolicyError::BadRatio(self.max_ratio));
         }
         if !(self.margin.is_finite() && self.margin >= 0.0) {
@@ -214,7 +214,7 @@ impl DrainEstimator {
 
     /// An estimator giving weight `alpha` (in `(0, 1]`) to each new sample.
     pub fn new(alpha: f64) -> Result<DrainEstimator, PolicyError> {
-        if !(alpha > 0.0 && alpha <= 1.0) {
+        if alpha.is_nan() || alpha <= 0.0 || alpha > 1.0 {
             return Err(PolicyError::BadAlpha(alpha));
         }
         Ok(DrainEstimator { alpha, rate: None })
@@ -343,7 +343,7 @@ impl CompressPolicy {
             return Verdict::TooSmall;
         }
         // NaN fails this test too, and is treated as "does not compress".
-        if !(ratio <= self.config.max_ratio) {
+        if ratio.is_nan() || ratio > self.config.max_ratio {
             return Verdict::PoorRatio(ratio);
         }
         let Some(drain) = drain_bps.filter(|d| d.is_finite() && *d > 0.0) else {
@@ -384,7 +384,7 @@ impl CompressPolicy {
     /// raw wire, and the codec stages must be faster than the raw wire:
     /// `D < min(C, Z)` (the `r N / D` term is always below `N / D`).
     pub fn breakeven_bps(&self, ratio: f64) -> Option<f64> {
-        if !(ratio < 1.0) {
+        if ratio.is_nan() || ratio >= 1.0 {
             return None;
         }
         let c = self.speed.compress_bps;
@@ -478,9 +478,8 @@ mod tests {
             p.decide(COLUMN, 0.6, Some(1.0 * MB)),
             Verdict::PoorRatio(0.6)
         );
-        assert_eq!(
-            p.decide(COLUMN, f64::NAN, Some(GBIT)).compress(),
-            false,
+        assert!(
+            !p.decide(COLUMN, f64::NAN, Some(GBIT)).compress(),
             "a NaN ratio never compresses"
         );
         assert_eq!(p.decide(COLUMN, 0.25, None), Verdict::UnknownLink);
