@@ -32,6 +32,7 @@
 
 mod core;
 mod ffi;
+pub mod netns;
 mod server;
 
 use std::fmt;

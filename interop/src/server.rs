@@ -35,6 +35,7 @@ const CHILD_AUTH_ENV: &str = "INTEROP_CORE_SERVER_AUTH";
 const CHILD_SETUP_ENV: &str = "INTEROP_CORE_SERVER_SETUP";
 const CHILD_RESTRICTED_ENV: &str = "INTEROP_CORE_SERVER_RESTRICTED";
 const CHILD_PORT_ENV: &str = "INTEROP_CORE_SERVER_PORT";
+const CHILD_HOST_ENV: &str = "INTEROP_CORE_SERVER_HOST";
 const READY: &str = "INTEROP-CORE-SERVER READY ";
 const FAILED: &str = "INTEROP-CORE-SERVER ERROR ";
 /// How long a child may take to come up.
@@ -62,6 +63,7 @@ pub struct CoreServerBuilder {
     restricted: bool,
     setup: Vec<String>,
     port: u16,
+    host: Option<String>,
 }
 
 impl CoreServerBuilder {
@@ -95,6 +97,14 @@ impl CoreServerBuilder {
         self
     }
 
+    /// Listen on this IPv4 address instead of 127.0.0.1 (e.g. a veth address
+    /// inside a test namespace, see `crate::netns`). [`ServerMode::Process`]
+    /// only; [`port`](CoreServer::port) is then a port on that address.
+    pub fn host(mut self, host: &str) -> Self {
+        self.host = Some(host.to_string());
+        self
+    }
+
     /// Listen on this port instead of one the kernel picks (0, the default).
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
@@ -113,6 +123,9 @@ impl CoreServerBuilder {
             if pw.len() > 255 || pw.contains('\0') || user.contains('\0') {
                 return Err("auth: password longer than 255 bytes or NUL in credentials".into());
             }
+        }
+        if self.host.is_some() && self.mode == ServerMode::Thread {
+            return Err("host: only a ServerMode::Process server binds another address".into());
         }
         match self.mode {
             ServerMode::Process => start_process(self),
@@ -376,6 +389,7 @@ fn start_process(b: CoreServerBuilder) -> Result<CoreServer, String> {
     cmd.args(["__interop_core_server_child_no_such_test__", "--exact"])
         .env(CHILD_ENV, "1")
         .env(CHILD_PORT_ENV, b.port.to_string())
+        .env(CHILD_HOST_ENV, b.host.as_deref().unwrap_or("127.0.0.1"))
         .env(CHILD_RESTRICTED_ENV, if b.restricted { "1" } else { "0" })
         .env(
             CHILD_SETUP_ENV,
@@ -480,6 +494,7 @@ fn child_main() -> i32 {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
+    let host = std::env::var(CHILD_HOST_ENV).unwrap_or_else(|_| "127.0.0.1".into());
     let restricted = std::env::var(CHILD_RESTRICTED_ENV)
         .map(|v| v == "1")
         .unwrap_or(false);
@@ -526,7 +541,7 @@ fn child_main() -> i32 {
                 ffi::eval(expr).map_err(|e| format!("setup `{expr}` failed: {}", fmt_err(&e)))?;
             }
             configure_auth(auth.as_ref(), restricted)?;
-            let (_, bound) = ffi::listen("127.0.0.1", port)?;
+            let (_, bound) = ffi::listen(&host, port)?;
             Ok(bound)
         })();
         match ready {

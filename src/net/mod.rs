@@ -8,6 +8,7 @@
 //! the sans-IO machines for both ends of the greeting, [`reactor`] the `mio` event
 //! loop that drives every socket.
 
+pub mod compress_policy;
 pub mod handshake;
 pub mod reactor;
 pub mod ring;
