@@ -204,7 +204,7 @@ fn servers<'p>(
         }
         _ => return Err("column is not an i64 or f64 vector".into()),
     };
-    let rf = Rayforce::new();
+    let rf = Rayforce::new().map_err(|e| e.to_string())?;
     rf.evaluator().set_global("c", raywire_value);
     let bind = SocketAddr::from((pair.addr_a(), 0));
     let raywire = pair
@@ -249,7 +249,10 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let ints = match Rayforce::new().eval(INT_COL) {
+    let ints = match Rayforce::new()
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.eval(INT_COL).map_err(|e| e.to_string()))
+    {
         Ok(v) => v,
         Err(e) => {
             eprintln!("raywire cannot evaluate {INT_COL}: {e}");

@@ -56,7 +56,7 @@ fn fetch_from_b(pair: &HostPair, addr: SocketAddr, offer_lz4: bool) {
 
 fn raywire_server_in_a(pair: &HostPair) -> (OnHost<'_, raywire::server::Server>, SocketAddr) {
     let bind = SocketAddr::from((pair.addr_a(), 0));
-    let rf = Rayforce::new();
+    let rf = Rayforce::new().expect("raywire starts");
     let server = pair
         .start_in(Host::A, move || {
             rf.listen_with(ServerConfig {
