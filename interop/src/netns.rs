@@ -326,9 +326,8 @@ impl HostPair {
     }
 
     /// Run `f` in `host` (as [`run_in`](Self::run_in)) and keep what it
-    /// makes in a guard that drops it in `host` again. Needed for raywire's
-    /// `Server`: stopping it wakes its accept thread with a connection to the
-    /// listening address, which exists only inside the server's namespace.
+    /// makes in a guard that drops it in `host` again, for values whose
+    /// teardown opens sockets (they must open them where the value lives).
     /// The outer `Err` is the harness's, the inner one `f`'s.
     pub fn start_in<T, E, F>(
         &self,

@@ -145,3 +145,31 @@ fn a_panic_on_a_host_is_an_error_and_the_pair_still_cleans_up() {
         "{list}"
     );
 }
+
+#[test]
+fn a_server_made_in_one_host_stops_from_another() {
+    let Some(pair) = pair_or_skip() else { return };
+    let bind = SocketAddr::from((pair.addr_a(), 0));
+    let rf = Rayforce::new().expect("raywire starts");
+    // Made in A, handed back to this (root) namespace, where A's address does
+    // not exist: stopping cannot wake the accept thread by connecting to it.
+    let server = pair
+        .run_in(Host::A, move || {
+            rf.listen_with(ServerConfig {
+                bind,
+                bind_explicit: true,
+                ..ServerConfig::local(0)
+            })
+        })
+        .expect("run in host A")
+        .expect("raywire server binds host A's veth address");
+    let (done, stopped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        server.stop();
+        let _ = done.send(());
+    });
+    assert!(
+        stopped.recv_timeout(Duration::from_secs(20)).is_ok(),
+        "Server::stop outside the server's namespace did not return"
+    );
+}

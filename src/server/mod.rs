@@ -305,6 +305,9 @@ struct Inner {
     reactor: Reactor,
     stopping: AtomicBool,
     addr: SocketAddr,
+    /// The listening socket (a second descriptor of it), shut down by
+    /// [`Server::stop`] to wake the blocking accept.
+    wake: Option<TcpListener>,
     pusher: Pusher,
     flusher: Arc<flush::Flusher>,
     budget: Arc<budget::Budget>,
@@ -540,6 +543,7 @@ impl Server {
             source,
         })?;
         let addr = listener.local_addr().map_err(ServerError::Start)?;
+        let wake = listener.try_clone().ok();
         let reactor = Reactor::with_config(config.reactor).map_err(ServerError::Start)?;
         let (jobs, rx) = crossbeam_channel::unbounded::<Arc<Conn>>();
         let limits = Limits {
@@ -558,6 +562,7 @@ impl Server {
             jobs,
             reactor,
             stopping: AtomicBool::new(false),
+            wake,
             addr,
             pusher: Pusher {
                 inner: weak.clone(),
@@ -641,7 +646,13 @@ impl Server {
         if self.inner.stopping.swap(true, Ordering::AcqRel) {
             return;
         }
-        // Wake the blocking accept with a connection of our own.
+        // Wake the blocking accept. Shutting the listening socket down does it
+        // on Linux from any thread, even one in another network namespace than
+        // the socket's (where connecting to it would fail); elsewhere a
+        // connection of our own does.
+        if let Some(l) = &self.inner.wake {
+            let _ = socket2::SockRef::from(l).shutdown(std::net::Shutdown::Both);
+        }
         let wake = match self.inner.addr {
             SocketAddr::V4(a) if a.ip().is_unspecified() => {
                 SocketAddr::from(([127, 0, 0, 1], a.port()))
