@@ -24,7 +24,7 @@
 //! `cargo run -p interop --release --example link_compare`.
 
 use interop::CoreServer;
-use interop::netns::{Host, HostPair, OnHost, Shape};
+use interop::netns::{Host, HostPair, Shape};
 use raywire::ipc::ConnectOptions;
 use raywire::server::ServerConfig;
 use raywire::{RayObj, Rayforce, Vector};
@@ -174,19 +174,15 @@ fn raw_tcp(pair: &HostPair, payload: &[u8]) -> Result<f64, String> {
     })
 }
 
-struct Servers<'p> {
+struct Servers {
     core: CoreServer,
     core_addr: SocketAddr,
-    _raywire: OnHost<'p, raywire::server::Server>,
+    _raywire: raywire::server::Server,
     raywire_addr: SocketAddr,
     payload: Vec<u8>,
 }
 
-fn servers<'p>(
-    pair: &'p HostPair,
-    core_expr: &str,
-    raywire_value: RayObj,
-) -> Result<Servers<'p>, String> {
+fn servers(pair: &HostPair, core_expr: &str, raywire_value: RayObj) -> Result<Servers, String> {
     let host = pair.addr_a().to_string();
     let setup = format!("(set c {core_expr})");
     let core = pair
@@ -208,7 +204,7 @@ fn servers<'p>(
     rf.evaluator().set_global("c", raywire_value);
     let bind = SocketAddr::from((pair.addr_a(), 0));
     let raywire = pair
-        .start_in(Host::A, move || {
+        .run_in(Host::A, move || {
             rf.listen_with(ServerConfig {
                 bind,
                 bind_explicit: true,

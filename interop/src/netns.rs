@@ -325,27 +325,6 @@ impl HostPair {
         })
     }
 
-    /// Run `f` in `host` (as [`run_in`](Self::run_in)) and keep what it
-    /// makes in a guard that drops it in `host` again, for values whose
-    /// teardown opens sockets (they must open them where the value lives).
-    /// The outer `Err` is the harness's, the inner one `f`'s.
-    pub fn start_in<T, E, F>(
-        &self,
-        host: Host,
-        f: F,
-    ) -> Result<Result<OnHost<'_, T>, E>, NetnsError>
-    where
-        T: Send,
-        E: Send,
-        F: FnOnce() -> Result<T, E> + Send,
-    {
-        Ok(self.run_in(host, f)?.map(|value| OnHost {
-            pair: self,
-            host,
-            value: Some(value),
-        }))
-    }
-
     /// A command that runs `program` inside `host`'s namespace
     /// (`ip netns exec NAME program`); add arguments and spawn it.
     pub fn command_in(&self, host: Host, program: &str) -> Command {
@@ -363,35 +342,6 @@ impl Drop for HostPair {
             if self.made[i] {
                 let _ = run("ip", &["netns", "del", &self.ns[i]]);
             }
-        }
-    }
-}
-
-/// A value made in one host of a [`HostPair`] and dropped there too (see
-/// [`HostPair::start_in`]). Dereferences to the value.
-#[derive(Debug)]
-pub struct OnHost<'p, T: Send> {
-    pair: &'p HostPair,
-    host: Host,
-    value: Option<T>,
-}
-
-impl<T: Send> std::ops::Deref for OnHost<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // Only `drop` takes the value out.
-        self.value
-            .as_ref()
-            .expect("OnHost value present until drop")
-    }
-}
-
-impl<T: Send> Drop for OnHost<'_, T> {
-    fn drop(&mut self) {
-        if let Some(v) = self.value.take() {
-            // If the namespace cannot be entered any more, dropping here is
-            // all that is left.
-            let _ = self.pair.run_in(self.host, move || drop(v));
         }
     }
 }

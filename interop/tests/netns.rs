@@ -5,7 +5,7 @@
 //! made; CI runs as root.
 
 use interop::CoreServer;
-use interop::netns::{Host, HostPair, OnHost, Shape};
+use interop::netns::{Host, HostPair, Shape};
 use raywire::ipc::ConnectOptions;
 use raywire::server::ServerConfig;
 use raywire::{RayObj, Rayforce, Vector};
@@ -54,11 +54,13 @@ fn fetch_from_b(pair: &HostPair, addr: SocketAddr, offer_lz4: bool) {
     }
 }
 
-fn raywire_server_in_a(pair: &HostPair) -> (OnHost<'_, raywire::server::Server>, SocketAddr) {
+/// A raywire server made in host A (the returned handle may be stopped or
+/// dropped from any namespace).
+fn raywire_server_in_a(pair: &HostPair) -> (raywire::server::Server, SocketAddr) {
     let bind = SocketAddr::from((pair.addr_a(), 0));
     let rf = Rayforce::new().expect("raywire starts");
     let server = pair
-        .start_in(Host::A, move || {
+        .run_in(Host::A, move || {
             rf.listen_with(ServerConfig {
                 bind,
                 bind_explicit: true,
@@ -149,20 +151,9 @@ fn a_panic_on_a_host_is_an_error_and_the_pair_still_cleans_up() {
 #[test]
 fn a_server_made_in_one_host_stops_from_another() {
     let Some(pair) = pair_or_skip() else { return };
-    let bind = SocketAddr::from((pair.addr_a(), 0));
-    let rf = Rayforce::new().expect("raywire starts");
     // Made in A, handed back to this (root) namespace, where A's address does
     // not exist: stopping cannot wake the accept thread by connecting to it.
-    let server = pair
-        .run_in(Host::A, move || {
-            rf.listen_with(ServerConfig {
-                bind,
-                bind_explicit: true,
-                ..ServerConfig::local(0)
-            })
-        })
-        .expect("run in host A")
-        .expect("raywire server binds host A's veth address");
+    let (server, _) = raywire_server_in_a(&pair);
     let (done, stopped) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         server.stop();
