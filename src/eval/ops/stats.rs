@@ -344,6 +344,20 @@ pub(crate) fn pearson_corr(_cx: &mut Ctx, x: &RayObj, y: &RayObj) -> R<RayObj> {
 }
 
 /// The vector argument of a running or moving map.
+/// A numeric or temporal vector argument: the ones running and moving extremes
+/// order.
+fn ordered_vec_arg<'a>(x: &'a RayObj, name: &str) -> R<&'a Vector> {
+    let v = vec_arg(x, name)?;
+    if vec_nums(v).is_none() {
+        bail!(
+            "type",
+            "{name} expects a numeric or temporal vector, got {}",
+            type_name(x)
+        );
+    }
+    Ok(v)
+}
+
 fn vec_arg<'a>(x: &'a RayObj, name: &str) -> R<&'a Vector> {
     match x {
         RayObj::Vector(v) => Ok(v),
@@ -455,14 +469,7 @@ fn running_best<T: Key>(s: &[T], max: bool) -> Vec<T> {
 }
 
 fn extremes(x: &RayObj, max: bool, name: &str) -> R<RayObj> {
-    let v = vec_arg(x, name)?;
-    if vec_nums(v).is_none() {
-        bail!(
-            "type",
-            "{name} expects a numeric or temporal vector, got {}",
-            type_name(x)
-        );
-    }
+    let v = ordered_vec_arg(x, name)?;
     Ok(RayObj::Vector(with_keys!(v, |s| Vector::from(
         RayVector::from_vec(running_best(s.as_slice(), max))
     ))))
@@ -721,14 +728,7 @@ fn moving_best<T: Key>(s: &[T], w: usize, max: bool) -> Vec<T> {
 
 fn moving_extremes(n: &RayObj, x: &RayObj, max: bool, name: &str) -> R<RayObj> {
     let w = window_arg(n, name)?;
-    let v = vec_arg(x, name)?;
-    if vec_nums(v).is_none() {
-        bail!(
-            "type",
-            "{name} expects a numeric or temporal vector, got {}",
-            type_name(x)
-        );
-    }
+    let v = ordered_vec_arg(x, name)?;
     Ok(RayObj::Vector(with_keys!(v, |s| Vector::from(
         RayVector::from_vec(moving_best(s.as_slice(), w, max))
     ))))
