@@ -220,26 +220,45 @@ fn corpus_agrees_with_core() {
     );
 }
 
+/// Whether a byte-by-byte scan is inside a string literal (with backslash
+/// escapes).
+#[derive(Default)]
+struct Literal {
+    in_str: bool,
+    esc: bool,
+}
+
+impl Literal {
+    /// Feeds byte `c`; true when it belongs to a string literal, its quotes
+    /// included.
+    fn quoted(&mut self, c: u8) -> bool {
+        if self.in_str {
+            if self.esc {
+                self.esc = false;
+            } else if c == b'\\' {
+                self.esc = true;
+            } else if c == b'"' {
+                self.in_str = false;
+            }
+            true
+        } else {
+            self.in_str = c == b'"';
+            self.in_str
+        }
+    }
+}
+
 /// Splits a yardstick assertion `lhs -- rhs` or `lhs !- code` at its marker
 /// (outside string literals); `None` for a plain line.
 fn split_assertion(s: &str) -> Option<(&str, &str, &str)> {
     let b = s.as_bytes();
-    let (mut in_str, mut esc) = (false, false);
+    let mut lit = Literal::default();
     for i in 0..b.len() {
         let c = b[i];
-        if in_str {
-            if esc {
-                esc = false;
-            } else if c == b'\\' {
-                esc = true;
-            } else if c == b'"' {
-                in_str = false;
-            }
+        if lit.quoted(c) {
             continue;
         }
-        if c == b'"' {
-            in_str = true;
-        } else if c == b';' {
+        if c == b';' {
             return None;
         } else if (c == b'-' || c == b'!')
             && i > 0
@@ -264,20 +283,12 @@ fn script_forms(text: &str) -> Vec<String> {
         if cur.is_empty() && (t.is_empty() || t.starts_with(';')) {
             continue;
         }
-        let (mut in_str, mut esc) = (false, false);
+        let mut lit = Literal::default();
         for &c in t.as_bytes() {
-            if in_str {
-                if esc {
-                    esc = false;
-                } else if c == b'\\' {
-                    esc = true;
-                } else if c == b'"' {
-                    in_str = false;
-                }
+            if lit.quoted(c) {
                 continue;
             }
             match c {
-                b'"' => in_str = true,
                 b';' => break,
                 b'(' | b'[' | b'{' => depth += 1,
                 b')' | b']' | b'}' => depth -= 1,
