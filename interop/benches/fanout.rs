@@ -221,9 +221,11 @@ struct Received {
     last: u64,
 }
 
-/// Reads every socket until `expect` frames came (or the deadline); each frame's
-/// last `row_bytes` bytes are the rows, the first 8 of them the publish time.
-fn receive(socks: &[TcpStream], row_bytes: usize, expect: u64, gate: &Gate) -> Received {
+/// Reads every socket, through one `epoll`, until `take` says it is done or
+/// the deadline passes. After each read, `take(k, buf, t)` is handed socket
+/// `k`'s unconsumed bytes and the time they came, and returns how many bytes
+/// of whole frames it consumed and whether it is done.
+fn read_sockets(socks: &[TcpStream], mut take: impl FnMut(usize, &[u8], u64) -> (usize, bool)) {
     use mio::unix::SourceFd;
     let mut poll = mio::Poll::new().unwrap();
     let mut events = mio::Events::with_capacity(1024);
@@ -239,13 +241,9 @@ fn receive(socks: &[TcpStream], row_bytes: usize, expect: u64, gate: &Gate) -> R
     }
     let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); socks.len()];
     let mut chunk = vec![0u8; 1 << 20];
-    let mut out = Received {
-        frames: 0,
-        latency: Vec::with_capacity(expect as usize),
-        last: 0,
-    };
     let end = Instant::now() + DEADLINE;
-    while out.frames < expect && Instant::now() < end {
+    let mut done = false;
+    while !done && Instant::now() < end {
         if poll
             .poll(&mut events, Some(Duration::from_millis(50)))
             .is_err()
@@ -263,35 +261,49 @@ fn receive(socks: &[TcpStream], row_bytes: usize, expect: u64, gate: &Gate) -> R
                 let t = now_ns();
                 let buf = &mut bufs[k];
                 buf.extend_from_slice(&chunk[..n]);
-                let mut at = 0;
-                let mut got = 0;
-                while buf.len() - at >= 16 {
-                    let size =
-                        u64::from_le_bytes(buf[at + 8..at + 16].try_into().unwrap()) as usize;
-                    if buf.len() - at < 16 + size {
-                        break;
-                    }
-                    let end = at + 16 + size;
-                    if size >= row_bytes {
-                        let row = end - row_bytes;
-                        let ts = u64::from_le_bytes(buf[row..row + 8].try_into().unwrap());
-                        out.latency.push(t.saturating_sub(ts));
-                    }
-                    got += 1;
-                    at = end;
-                }
-                buf.drain(..at);
-                if got > 0 {
-                    out.frames += got;
-                    out.last = t;
-                    gate.arrived(got);
-                }
+                let (used, finished) = take(k, buf, t);
+                done |= finished;
+                buf.drain(..used);
                 if n < chunk.len() {
                     break;
                 }
             }
         }
     }
+}
+
+/// Reads every socket until `expect` frames came (or the deadline); each frame's
+/// last `row_bytes` bytes are the rows, the first 8 of them the publish time.
+fn receive(socks: &[TcpStream], row_bytes: usize, expect: u64, gate: &Gate) -> Received {
+    let mut out = Received {
+        frames: 0,
+        latency: Vec::with_capacity(expect as usize),
+        last: 0,
+    };
+    read_sockets(socks, |_, buf, t| {
+        let mut at = 0;
+        let mut got = 0;
+        while buf.len() - at >= 16 {
+            let size = u64::from_le_bytes(buf[at + 8..at + 16].try_into().unwrap()) as usize;
+            if buf.len() - at < 16 + size {
+                break;
+            }
+            let end = at + 16 + size;
+            if size >= row_bytes {
+                let row = end - row_bytes;
+                let ts = u64::from_le_bytes(buf[row..row + 8].try_into().unwrap());
+                out.latency.push(t.saturating_sub(ts));
+            }
+            got += 1;
+            at = end;
+        }
+        if got > 0 {
+            out.frames += got;
+            out.last = t;
+            gate.arrived(got);
+        }
+        (at, out.frames >= expect)
+    });
     out
 }
 
@@ -550,26 +562,11 @@ struct Seen {
 /// checking that each socket's sequence numbers follow each other; with
 /// `timed`, the payload's first element is the publish time.
 fn receive_checked(socks: &[TcpStream], topic: &str, per_sub: u64, timed: bool) -> Seen {
-    use mio::unix::SourceFd;
-    let mut poll = mio::Poll::new().unwrap();
-    let mut events = mio::Events::with_capacity(1024);
-    for (k, s) in socks.iter().enumerate() {
-        s.set_nonblocking(true).unwrap();
-        poll.registry()
-            .register(
-                &mut SourceFd(&s.as_raw_fd()),
-                mio::Token(k),
-                mio::Interest::READABLE,
-            )
-            .unwrap();
-    }
     let at = seq_at(topic);
     let v_at = at + 8 + 10 + 8 + 10;
     let len = issue_update(topic, 1, 0).len();
-    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); socks.len()];
     let mut next_seq: Vec<Option<i64>> = vec![None; socks.len()];
     let mut got: Vec<u64> = vec![0; socks.len()];
-    let mut chunk = vec![0u8; 1 << 20];
     let expect = per_sub * socks.len() as u64;
     let mut out = Seen {
         frames: 0,
@@ -577,57 +574,34 @@ fn receive_checked(socks: &[TcpStream], topic: &str, per_sub: u64, timed: bool) 
         latency: Vec::new(),
         bad: None,
     };
-    let end = Instant::now() + DEADLINE;
-    while out.frames < expect && Instant::now() < end && out.bad.is_none() {
-        if poll
-            .poll(&mut events, Some(Duration::from_millis(50)))
-            .is_err()
-        {
-            continue;
-        }
-        for ev in events.iter() {
-            let k = ev.token().0;
-            let mut s = &socks[k];
-            loop {
-                let n = match s.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                let t = now_ns();
-                let buf = &mut bufs[k];
-                buf.extend_from_slice(&chunk[..n]);
-                let mut off = 0;
-                while buf.len() - off >= len {
-                    let f = &buf[off..off + len];
-                    let size = u64::from_le_bytes(f[8..16].try_into().unwrap()) as usize;
-                    let seq = i64::from_le_bytes(f[at..at + 8].try_into().unwrap());
-                    let v = u64::from_le_bytes(f[v_at..v_at + 8].try_into().unwrap());
-                    let want = *next_seq[k].get_or_insert(seq);
-                    if size + 16 != len || seq != want {
-                        out.bad = Some(format!(
-                            "subscriber {k}: frame of {size} bytes, seq {seq}, expected {want}"
-                        ));
-                        break;
-                    }
-                    if timed {
-                        out.latency.push(t.saturating_sub(v));
-                    } else if v != got[k] {
-                        out.bad = Some(format!("subscriber {k}: update {} carries {v}", got[k]));
-                        break;
-                    }
-                    next_seq[k] = Some(seq + 1);
-                    got[k] += 1;
-                    out.frames += 1;
-                    out.last = t;
-                    off += len;
-                }
-                buf.drain(..off);
-                if n < chunk.len() {
-                    break;
-                }
+    read_sockets(socks, |k, buf, t| {
+        let mut off = 0;
+        while buf.len() - off >= len {
+            let f = &buf[off..off + len];
+            let size = u64::from_le_bytes(f[8..16].try_into().unwrap()) as usize;
+            let seq = i64::from_le_bytes(f[at..at + 8].try_into().unwrap());
+            let v = u64::from_le_bytes(f[v_at..v_at + 8].try_into().unwrap());
+            let want = *next_seq[k].get_or_insert(seq);
+            if size + 16 != len || seq != want {
+                out.bad = Some(format!(
+                    "subscriber {k}: frame of {size} bytes, seq {seq}, expected {want}"
+                ));
+                break;
             }
+            if timed {
+                out.latency.push(t.saturating_sub(v));
+            } else if v != got[k] {
+                out.bad = Some(format!("subscriber {k}: update {} carries {v}", got[k]));
+                break;
+            }
+            next_seq[k] = Some(seq + 1);
+            got[k] += 1;
+            out.frames += 1;
+            out.last = t;
+            off += len;
         }
-    }
+        (off, out.frames >= expect || out.bad.is_some())
+    });
     if out.bad.is_none() && out.frames < expect {
         out.bad = Some(format!("{} of {expect} delivered", out.frames));
     }
