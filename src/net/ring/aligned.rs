@@ -27,7 +27,7 @@ const HUGE_PAGE: usize = 2 << 20;
 #[derive(Debug)]
 pub struct AlignedBuf {
     storage: Storage,
-    offset: usize,
+    /// Bytes in use, from the byte at [`FRAME_ALIGN`] of the storage.
     len: usize,
 }
 
@@ -41,18 +41,7 @@ impl AlignedBuf {
     /// A zeroed buffer of `len` bytes starting at an address ≡ 6 mod 8: a frame
     /// placed in it has its payload's vector elements 8-aligned.
     pub fn for_frame(len: usize) -> std::io::Result<AlignedBuf> {
-        Self::with_offset(len, FRAME_ALIGN)
-    }
-
-    /// A zeroed buffer of `len` bytes for a payload without its header: it starts
-    /// at an address ≡ 6 mod 8 as well (16 is a multiple of 8), so a vector's
-    /// elements after its 10-byte head are 8-aligned.
-    pub fn payload_aligned(len: usize) -> std::io::Result<AlignedBuf> {
-        Self::with_offset(len, FRAME_ALIGN)
-    }
-
-    fn with_offset(len: usize, offset: usize) -> std::io::Result<AlignedBuf> {
-        let total = len.checked_add(offset).ok_or_else(|| {
+        let total = len.checked_add(FRAME_ALIGN).ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::OutOfMemory, "buffer too large")
         })?;
         let storage = if total >= MAP_THRESHOLD {
@@ -69,11 +58,14 @@ impl AlignedBuf {
         } else {
             Storage::Heap(vec![0u64; total.div_ceil(8)])
         };
-        Ok(AlignedBuf {
-            storage,
-            offset,
-            len,
-        })
+        Ok(AlignedBuf { storage, len })
+    }
+
+    /// A zeroed buffer of `len` bytes for a payload without its header: it starts
+    /// at an address ≡ 6 mod 8 as well (16 is a multiple of 8), so a vector's
+    /// elements after its 10-byte head are 8-aligned.
+    pub fn payload_aligned(len: usize) -> std::io::Result<AlignedBuf> {
+        Self::for_frame(len)
     }
 
     /// The bytes.
@@ -82,7 +74,7 @@ impl AlignedBuf {
             Storage::Heap(v) => v.as_bytes(),
             Storage::Map(m) => m,
         };
-        &all[self.offset..self.offset + self.len]
+        &all[FRAME_ALIGN..FRAME_ALIGN + self.len]
     }
 
     /// The bytes, to fill.
@@ -91,7 +83,7 @@ impl AlignedBuf {
             Storage::Heap(v) => v.as_mut_bytes(),
             Storage::Map(m) => m,
         };
-        &mut all[self.offset..self.offset + self.len]
+        &mut all[FRAME_ALIGN..FRAME_ALIGN + self.len]
     }
 
     /// Length in bytes.
@@ -105,7 +97,7 @@ impl AlignedBuf {
             Storage::Heap(v) => v.len() * 8,
             Storage::Map(m) => m.len(),
         };
-        total - self.offset
+        total - FRAME_ALIGN
     }
 
     /// This buffer's storage, resized to `len` bytes without reallocating, if it
