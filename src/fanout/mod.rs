@@ -98,7 +98,9 @@ pub const BUILTINS: [&str; 4] = [".mc.sub", ".mc.unsub", ".mc.pub", ".mc.stats"]
 /// What happens when a subscriber's queue would go over its limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OverflowPolicy {
-    /// Close the subscriber's connection, with a log line (the core's way).
+    /// Close the subscriber's connection, with a log line (the core's way), once
+    /// what is already queued for it is written (or it has read nothing for the
+    /// write timeout): its stream ends on a whole update.
     #[default]
     Disconnect,
     /// Drop the frame for that subscriber only: its sequence numbers show the gap,
@@ -876,7 +878,10 @@ impl Fanout {
                             limit,
                             "closed: slow subscriber, its queue would exceed the limit"
                         );
-                        sub.conn.close();
+                        // What is queued still leaves (within the write
+                        // timeout), so the subscriber's stream ends on a whole
+                        // update, not inside the one the socket took part of.
+                        sub.conn.close_after_output();
                         disconnected += 1;
                         gone.push(i);
                     }

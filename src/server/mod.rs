@@ -501,9 +501,17 @@ impl ConnHandle {
         self.conn.out.high_water()
     }
 
-    /// Closes the connection.
+    /// Closes the connection now; what is queued for it is dropped, and a frame
+    /// the socket had taken only part of ends the stream inside that frame.
     pub fn close(&self) {
         self.conn.shutdown();
+    }
+
+    /// Closes the connection once what is queued for it is written, or once
+    /// its client has read nothing for the write timeout: its stream then ends
+    /// on a frame boundary whenever the client reads on.
+    pub fn close_after_output(&self) {
+        self.conn.out.close_when_drained();
     }
 }
 
